@@ -1,0 +1,41 @@
+//! Typed background jobs over RabbitMQ.
+//!
+//! The machinery ([`Job`], the envelope, [`Topology`], [`Publisher`], [`Worker`]) knows
+//! nothing of any domain; each domain (here [`photos`]) sits beside it and only defines job
+//! types, so a new domain never touches the machinery.
+
+mod backoff;
+mod cli;
+mod connection;
+mod envelope;
+mod headers;
+mod job;
+mod publisher;
+mod retry;
+mod runtime;
+mod shutdown;
+mod telemetry;
+mod topology;
+
+pub mod photos;
+
+pub use cli::parse_args;
+pub use connection::{AmqpSettings, parse_duration};
+pub use envelope::{CONTENT_TYPE, EncodedJob};
+pub use headers::{DELIVERY_COUNT, JOB_ATTEMPTS, JOB_ERROR, header_str, header_u32};
+pub use job::{Job, JobId, is_valid_kind};
+pub use publisher::{PublishError, Publisher, PublisherSettings};
+pub use retry::{RetryDecision, RetryPolicy, WaitTier};
+pub use runtime::{
+    Handler, HumanDuration, JobContext, JobError, JobResult, KindSetting, Registry, ResultExt,
+    UnknownKind, Worker, WorkerError, WorkerSettings,
+};
+pub use shutdown::shutdown_signal;
+pub use telemetry::init_tracing;
+pub use topology::{
+    DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, EXCHANGE, Topology, TopologyError, dead_letter_queue,
+    work_queue,
+};
+
+/// Re-exported so users name the same lapin types the library uses.
+pub use lapin;

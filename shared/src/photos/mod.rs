@@ -1,0 +1,8 @@
+//! The photo-sharing domain: the jobs an avatar upload fans out into.
+//!
+//! The job machinery knows nothing of photos; this module only implements [`Job`](crate::Job)
+//! for its payloads.
+
+mod jobs;
+
+pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};

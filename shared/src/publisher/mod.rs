@@ -1,0 +1,313 @@
+//! Publishing jobs so that none is lost: confirmed, persistent and mandatory.
+//!
+//! `Ok` means the broker stored the job in a queue. Every other outcome is an error to the
+//! caller: unroutable (the broker returned it), nacked, no confirm in time, blocked by a
+//! resource alarm for too long, or the broker unreachable until the publish deadline. A lost
+//! connection is retried within that deadline, on a rebuilt lane.
+
+mod error;
+mod lane;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_lapin::{PoolConfig, Runtime, Timeouts};
+use lapin::options::BasicPublishOptions;
+use lapin::{BasicProperties, Confirmation, PublisherConfirm};
+use tokio::time::Instant;
+
+pub use self::error::PublishError;
+use self::lane::{Lane, Lanes};
+use crate::connection::{AmqpSettings, connection_properties, parse_duration};
+use crate::envelope::EncodedJob;
+use crate::job::{Job, JobId};
+use crate::topology::{EXCHANGE, Topology};
+
+/// Confirms awaited at once by a batch publish: enough to pipeline, bounded in memory.
+const BATCH_WINDOW: usize = 1_000;
+
+/// How publishing behaves when the broker is slow, blocked or away.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PublisherSettings {
+    /// Longest wait for the broker's confirm of one message.
+    #[arg(long, env = "PUBLISH_CONFIRM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub confirm_timeout: Duration,
+    /// Longest wait while the broker blocks publishers (memory or disk alarm).
+    #[arg(long, env = "PUBLISH_BLOCKED_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub blocked_timeout: Duration,
+    /// Longest time a publish keeps reconnecting after a lost connection.
+    #[arg(long, env = "PUBLISH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub publish_timeout: Duration,
+    /// Confirm channels, each on its own pooled connection.
+    #[arg(long, env = "PUBLISH_CHANNELS", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub channels: u16,
+    /// Largest encoded job accepted, in bytes (RabbitMQ 4 refuses over 16 MiB by default).
+    #[arg(long, env = "MAX_MESSAGE_SIZE", default_value_t = 16 * 1024 * 1024)]
+    pub max_message_size: usize,
+}
+
+impl Default for PublisherSettings {
+    fn default() -> Self {
+        Self {
+            confirm_timeout: Duration::from_secs(10),
+            blocked_timeout: Duration::from_secs(5),
+            publish_timeout: Duration::from_secs(30),
+            channels: 2,
+            max_message_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// One message on its way out.
+#[derive(Debug, Clone)]
+pub(crate) struct Outgoing<'a> {
+    pub(crate) exchange: &'a str,
+    pub(crate) routing_key: &'a str,
+    pub(crate) body: &'a [u8],
+    pub(crate) properties: BasicProperties,
+}
+
+impl<'a> From<&'a EncodedJob> for Outgoing<'a> {
+    fn from(job: &'a EncodedJob) -> Self {
+        Self {
+            exchange: EXCHANGE,
+            routing_key: job.kind,
+            body: &job.body,
+            properties: job.properties(),
+        }
+    }
+}
+
+/// Publishes typed jobs; cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    lanes: Lanes,
+    settings: PublisherSettings,
+}
+
+impl fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Publisher")
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Publisher {
+    /// A publisher that connects on first use and declares `topology` on every connection.
+    pub fn new(
+        amqp: &AmqpSettings,
+        settings: PublisherSettings,
+        topology: Topology,
+        name: &str,
+    ) -> Result<Self, PublishError> {
+        let name = format!("{name} publisher");
+        let pool_config = PoolConfig {
+            max_size: usize::from(settings.channels),
+            timeouts: Timeouts {
+                wait: Some(amqp.connect_timeout),
+                create: Some(amqp.connect_timeout),
+                recycle: Some(amqp.connect_timeout),
+            },
+            ..PoolConfig::default()
+        };
+        let pool = deadpool_lapin::Config {
+            url: Some(amqp.uri().to_string()),
+            pool: Some(pool_config),
+        }
+        .create_pool(move || connection_properties(&name), Runtime::Tokio1)
+        .map_err(|e| PublishError::connection("creating the connection pool", e))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                lanes: Lanes::new(pool, usize::from(settings.channels), topology),
+                settings,
+            }),
+        })
+    }
+
+    /// Like [`Publisher::new`], but connects now, so an unreachable broker fails here.
+    #[tracing::instrument(skip_all, fields(broker = %amqp.redacted()))]
+    pub async fn connect(
+        amqp: &AmqpSettings,
+        settings: PublisherSettings,
+        topology: Topology,
+        name: &str,
+    ) -> Result<Self, PublishError> {
+        let publisher = Self::new(amqp, settings, topology, name)?;
+        publisher.inner.lanes.get().await?;
+        Ok(publisher)
+    }
+
+    /// Publishes one job and waits for the broker's confirm.
+    #[tracing::instrument(skip_all, fields(kind = J::KIND))]
+    pub async fn publish<J: Job>(&self, job: &J) -> Result<JobId, PublishError> {
+        let encoded = self.encode(job)?;
+        self.send(Outgoing::from(&encoded)).await?;
+        Ok(encoded.id)
+    }
+
+    /// Publishes many jobs with their confirms pipelined (up to a thousand in flight) instead
+    /// of waiting for each in turn. All or error: on error some jobs may have been stored.
+    #[tracing::instrument(skip_all, fields(kind = J::KIND))]
+    pub async fn publish_batch<'j, J: Job>(
+        &self,
+        jobs: impl IntoIterator<Item = &'j J>,
+    ) -> Result<Vec<JobId>, PublishError> {
+        let encoded = jobs
+            .into_iter()
+            .map(|job| self.encode(job))
+            .collect::<Result<Vec<_>, _>>()?;
+        for window in encoded.chunks(BATCH_WINDOW) {
+            let outgoing: Vec<Outgoing<'_>> = window.iter().map(Outgoing::from).collect();
+            self.send_pipelined(&outgoing).await?;
+        }
+        Ok(encoded.iter().map(|job| job.id).collect())
+    }
+
+    /// Closes channels and connections; publishing afterwards reconnects.
+    pub async fn close(&self) {
+        self.inner.lanes.close().await;
+    }
+
+    fn encode<J: Job>(&self, job: &J) -> Result<EncodedJob, PublishError> {
+        let encoded = EncodedJob::encode(job).map_err(|source| PublishError::Encode {
+            kind: J::KIND.to_owned(),
+            source,
+        })?;
+        let max = self.inner.settings.max_message_size;
+        if encoded.body.len() > max {
+            return Err(PublishError::TooLarge {
+                kind: J::KIND.to_owned(),
+                size: encoded.body.len(),
+                max,
+            });
+        }
+        Ok(encoded)
+    }
+
+    /// Publishes one message, reconnecting within the publish deadline when the connection is lost.
+    pub(crate) async fn send(&self, message: Outgoing<'_>) -> Result<(), PublishError> {
+        let deadline = Instant::now() + self.inner.settings.publish_timeout;
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match self.try_send(&message).await {
+                Err(error) if is_transient(&error) && Instant::now() + delay < deadline => {
+                    tracing::warn!(%error, ?delay, "publish failed; reconnecting");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(2));
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn try_send(&self, message: &Outgoing<'_>) -> Result<(), PublishError> {
+        let lane = self.ready_lane().await?;
+        let confirm = start_publish(&lane, message).await?;
+        self.await_confirm(&lane, confirm, message).await
+    }
+
+    /// Sends a window of messages, then awaits their confirms in order; whatever failed for a
+    /// transient reason is sent again one by one, with reconnects.
+    async fn send_pipelined(&self, messages: &[Outgoing<'_>]) -> Result<(), PublishError> {
+        let mut again: Vec<&Outgoing<'_>> = Vec::new();
+        match self.ready_lane().await {
+            Err(error) if is_transient(&error) => again.extend(messages),
+            Err(error) => return Err(error),
+            Ok(lane) => {
+                let mut pending = Vec::with_capacity(messages.len());
+                for (index, message) in messages.iter().enumerate() {
+                    match start_publish(&lane, message).await {
+                        Ok(confirm) => pending.push((message, confirm)),
+                        Err(_) => {
+                            again.extend(&messages[index..]);
+                            break;
+                        }
+                    }
+                }
+                for (message, confirm) in pending {
+                    match self.await_confirm(&lane, confirm, message).await {
+                        Err(error) if is_transient(&error) => again.push(message),
+                        result => result?,
+                    }
+                }
+            }
+        }
+        for message in again {
+            self.send(message.clone()).await?;
+        }
+        Ok(())
+    }
+
+    async fn ready_lane(&self) -> Result<Lane, PublishError> {
+        let lane = self.inner.lanes.get().await?;
+        lane.wait_unblocked(self.inner.settings.blocked_timeout)
+            .await?;
+        Ok(lane)
+    }
+
+    async fn await_confirm(
+        &self,
+        lane: &Lane,
+        confirm: PublisherConfirm,
+        message: &Outgoing<'_>,
+    ) -> Result<(), PublishError> {
+        let settings = &self.inner.settings;
+        let confirmation = tokio::select! {
+            confirmation = confirm => confirmation
+                .map_err(|e| PublishError::connection("waiting for the confirm", e))?,
+            blocked = lane.blocked_for(settings.blocked_timeout) => return Err(blocked),
+            () = tokio::time::sleep(settings.confirm_timeout) =>
+                return Err(PublishError::ConfirmTimeout(settings.confirm_timeout)),
+        };
+        match confirmation {
+            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(Some(returned)) => Err(PublishError::Unroutable {
+                exchange: message.exchange.to_owned(),
+                routing_key: message.routing_key.to_owned(),
+                reply: format!("{} {}", returned.reply_code, returned.reply_text),
+            }),
+            Confirmation::Nack(_) => Err(PublishError::Nacked {
+                routing_key: message.routing_key.to_owned(),
+            }),
+            Confirmation::NotRequested => Err(PublishError::connection(
+                "publishing",
+                "the channel is not in confirm mode",
+            )),
+        }
+    }
+}
+
+/// Worth retrying at once on a fresh lane: the connection or channel went away.
+fn is_transient(error: &PublishError) -> bool {
+    match error {
+        PublishError::Connection(_) => true,
+        PublishError::Topology(e) => e.is_retryable(),
+        _ => false,
+    }
+}
+
+async fn start_publish(
+    lane: &Lane,
+    message: &Outgoing<'_>,
+) -> Result<PublisherConfirm, PublishError> {
+    lane.channel
+        .basic_publish(
+            message.exchange.into(),
+            message.routing_key.into(),
+            BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            },
+            message.body,
+            message.properties.clone(),
+        )
+        .await
+        .map_err(|e| PublishError::connection("publishing", e))
+}

@@ -1,0 +1,159 @@
+//! The worker runtime: consumes kinds with manual acks, runs their handlers, retries and
+//! dead-letters, and heals its connection.
+//!
+//! A supervisor loop owns the connection (lapin does not reconnect by itself, and its
+//! auto-recovery is not trusted after a broker restart): on loss it backs off, reconnects,
+//! re-declares the topology and subscribes again. The old connection is closed first, so a
+//! worker never holds two sets of consumers.
+
+mod delivery;
+mod handler;
+mod registry;
+mod session;
+mod settings;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::delivery::Dispatcher;
+pub use self::handler::{Handler, JobContext, JobError, JobResult, ResultExt};
+pub use self::registry::{Registry, UnknownKind};
+use self::session::{Context, OpenError, Session, SessionEnd, wait_for_jobs};
+pub use self::settings::{HumanDuration, KindSetting, WorkerSettings};
+use crate::backoff::Backoff;
+use crate::connection::AmqpSettings;
+use crate::publisher::{PublishError, Publisher, PublisherSettings};
+use crate::topology::{Topology, TopologyError};
+
+/// A worker that cannot start or must stop.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// A setting names an unknown kind.
+    #[error(transparent)]
+    UnknownKind(#[from] UnknownKind),
+    /// Settings that contradict each other.
+    #[error("invalid worker settings: {0}")]
+    Settings(String),
+    /// The broker refused the topology (e.g. a queue exists with other arguments).
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// The publisher for retries and dead letters could not be set up.
+    #[error(transparent)]
+    Publisher(#[from] PublishError),
+}
+
+/// Consumes the registered kinds until told to stop.
+#[derive(Debug)]
+pub struct Worker {
+    amqp: AmqpSettings,
+    settings: WorkerSettings,
+    publishing: PublisherSettings,
+    registry: Registry,
+}
+
+impl Worker {
+    /// Applies the per-kind overrides in `settings` and checks them.
+    pub fn new(
+        amqp: AmqpSettings,
+        settings: WorkerSettings,
+        publishing: PublisherSettings,
+        mut registry: Registry,
+    ) -> Result<Self, WorkerError> {
+        for policy in &settings.retry_policies {
+            registry.set_retry_policy(&policy.kind, policy.value)?;
+        }
+        for timeout in &settings.job_timeouts {
+            registry.set_timeout(&timeout.kind, timeout.value.0)?;
+        }
+        if registry.kinds().next().is_none() {
+            return Err(WorkerError::Settings("no job kinds to consume".into()));
+        }
+        if let Some((kind, entry)) = registry
+            .entries()
+            .find(|(_, entry)| entry.timeout >= settings.consumer_timeout)
+        {
+            return Err(WorkerError::Settings(format!(
+                "the timeout of `{kind}` ({:?}) must be below BROKER_CONSUMER_TIMEOUT ({:?}), \
+                 or the broker closes the channel of a job still running",
+                entry.timeout, settings.consumer_timeout
+            )));
+        }
+        Ok(Self {
+            amqp,
+            settings,
+            publishing,
+            registry,
+        })
+    }
+
+    /// Runs until `shutdown` resolves, then drains: consumers are cancelled, running jobs get
+    /// the shutdown deadline to finish and ack, and whatever is left is redelivered.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
+        let topology = Topology::new(self.registry.kinds())?;
+        let publisher = Publisher::new(
+            &self.amqp,
+            self.publishing,
+            topology.clone(),
+            &self.settings.name,
+        )?;
+        let slots = usize::try_from(self.settings.concurrency).unwrap_or(usize::MAX);
+        let ctx = Arc::new(Context {
+            amqp: self.amqp,
+            topology,
+            dispatcher: Dispatcher {
+                registry: self.registry,
+                publisher,
+                max_redeliveries: self.settings.max_redeliveries,
+            },
+            settings: self.settings,
+            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
+            tracker: TaskTracker::new(),
+            stop: CancellationToken::new(),
+            abandon: CancellationToken::new(),
+        });
+        let supervisor = supervise(Arc::clone(&ctx));
+        tokio::pin!(supervisor, shutdown);
+        let result = tokio::select! {
+            result = &mut supervisor => result,
+            () = &mut shutdown => {
+                tracing::info!("shutdown requested; draining");
+                ctx.stop.cancel();
+                supervisor.await
+            }
+        };
+        ctx.dispatcher.publisher.close().await;
+        result
+    }
+}
+
+/// Keeps a session open, reconnecting with backoff, until stopped.
+async fn supervise(ctx: Arc<Context>) -> Result<(), WorkerError> {
+    let mut backoff = Backoff::default();
+    let kinds: Vec<&str> = ctx.dispatcher.registry.kinds().collect();
+    while !ctx.stop.is_cancelled() {
+        match Session::open(&ctx).await {
+            Ok(session) => {
+                backoff.reset();
+                tracing::info!(?kinds, "consuming");
+                match session.run(&ctx).await {
+                    SessionEnd::Stopped => return Ok(()),
+                    SessionEnd::Lost(reason) => tracing::warn!(%reason, "connection lost"),
+                }
+            }
+            Err(OpenError::Topology(error)) if !error.is_retryable() => return Err(error.into()),
+            Err(error) => tracing::warn!(%error, "cannot consume"),
+        }
+        let delay = backoff.next_delay();
+        tracing::info!(?delay, "reconnecting");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = ctx.stop.cancelled() => {}
+        }
+    }
+    // Stopped while disconnected: jobs still running cannot ack, but let them finish.
+    wait_for_jobs(&ctx).await;
+    Ok(())
+}

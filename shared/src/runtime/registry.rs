@@ -1,0 +1,144 @@
+//! Which handler runs each kind, with the kind's version range, retry policy and timeout.
+//!
+//! Handlers are registered with their job type, so decoding the payload is typed; the
+//! registry erases the type so one worker can consume many kinds.
+
+use std::collections::BTreeMap;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+
+use super::handler::{Handler, JobContext, JobResult};
+use crate::job::Job;
+use crate::retry::RetryPolicy;
+
+pub(crate) type JobFuture = Pin<Box<dyn Future<Output = JobResult> + Send + 'static>>;
+
+/// Decodes a raw payload into the kind's type and starts its handler.
+trait ErasedHandler: Send + Sync {
+    fn start(&self, payload: &RawValue, ctx: JobContext) -> Result<JobFuture, serde_json::Error>;
+}
+
+struct Typed<J, H> {
+    handler: Arc<H>,
+    job: PhantomData<fn() -> J>,
+}
+
+impl<J: Job, H: Handler<J>> ErasedHandler for Typed<J, H> {
+    fn start(&self, payload: &RawValue, ctx: JobContext) -> Result<JobFuture, serde_json::Error> {
+        let job: J = serde_json::from_str(payload.get())?;
+        let handler = Arc::clone(&self.handler);
+        Ok(Box::pin(async move { handler.handle(job, ctx).await }))
+    }
+}
+
+/// One kind's handler and settings.
+#[derive(Clone)]
+pub(crate) struct KindEntry {
+    pub(crate) versions: (u32, u32),
+    pub(crate) retry: RetryPolicy,
+    pub(crate) timeout: Duration,
+    handler: Arc<dyn ErasedHandler>,
+}
+
+impl KindEntry {
+    pub(crate) fn start(
+        &self,
+        payload: &RawValue,
+        ctx: JobContext,
+    ) -> Result<JobFuture, serde_json::Error> {
+        self.handler.start(payload, ctx)
+    }
+}
+
+/// The kinds a worker handles.
+#[derive(Clone, Default)]
+pub struct Registry {
+    kinds: BTreeMap<&'static str, KindEntry>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.kinds.keys()).finish()
+    }
+}
+
+/// A kind named in settings that no handler is registered for.
+#[derive(Debug, thiserror::Error)]
+#[error("no handler for job kind `{kind}` (known kinds: {known})")]
+pub struct UnknownKind {
+    /// The kind asked for.
+    pub kind: String,
+    /// The kinds the registry has.
+    pub known: String,
+}
+
+impl Registry {
+    /// An empty registry.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `handler` for jobs of type `J`, with `J`'s retry policy and timeout. A second
+    /// registration of the same kind replaces the first.
+    #[must_use]
+    pub fn register<J: Job, H: Handler<J>>(mut self, handler: H) -> Self {
+        let entry = KindEntry {
+            versions: (J::MIN_VERSION, J::VERSION),
+            retry: J::RETRY,
+            timeout: J::TIMEOUT,
+            handler: Arc::new(Typed::<J, H> {
+                handler: Arc::new(handler),
+                job: PhantomData,
+            }),
+        };
+        self.kinds.insert(J::KIND, entry);
+        self
+    }
+
+    /// The registered kinds, sorted.
+    pub fn kinds(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
+    }
+
+    /// Keeps only `kinds` (a worker started with `--kinds`).
+    pub fn retain(&mut self, kinds: &[String]) -> Result<(), UnknownKind> {
+        for kind in kinds {
+            self.entry_mut(kind)?;
+        }
+        self.kinds.retain(|kind, _| kinds.iter().any(|k| k == kind));
+        Ok(())
+    }
+
+    /// Overrides a kind's retry policy.
+    pub fn set_retry_policy(&mut self, kind: &str, policy: RetryPolicy) -> Result<(), UnknownKind> {
+        self.entry_mut(kind)?.retry = policy;
+        Ok(())
+    }
+
+    /// Overrides a kind's timeout.
+    pub fn set_timeout(&mut self, kind: &str, timeout: Duration) -> Result<(), UnknownKind> {
+        self.entry_mut(kind)?.timeout = timeout;
+        Ok(())
+    }
+
+    pub(crate) fn get(&self, kind: &str) -> Option<&KindEntry> {
+        self.kinds.get(kind)
+    }
+
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&'static str, &KindEntry)> {
+        self.kinds.iter().map(|(kind, entry)| (*kind, entry))
+    }
+
+    fn entry_mut(&mut self, kind: &str) -> Result<&mut KindEntry, UnknownKind> {
+        let known = self.kinds.keys().copied().collect::<Vec<_>>().join(", ");
+        self.kinds.get_mut(kind).ok_or_else(|| UnknownKind {
+            kind: kind.to_owned(),
+            known,
+        })
+    }
+}
