@@ -1,0 +1,214 @@
+//! The RabbitMQ management HTTP API, for what AMQP cannot tell: unacked counts, consumers,
+//! and closing other clients' connections.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::wait::wait_until;
+
+/// A client for one broker's management API, as `guest`.
+#[derive(Debug, Clone)]
+pub struct Management {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// A queue's counters.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Waiting to be delivered.
+    #[serde(default)]
+    pub messages_ready: u64,
+    /// Delivered, not yet acked.
+    #[serde(default)]
+    pub messages_unacknowledged: u64,
+    /// Subscribed consumers.
+    #[serde(default)]
+    pub consumers: u64,
+}
+
+#[derive(Debug, Deserialize)]
+struct Named {
+    name: String,
+}
+
+/// A client connection as the broker lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClientConnection {
+    /// The broker's name for it (peer and local address).
+    pub name: String,
+    /// What the client called it.
+    #[serde(default)]
+    pub client_properties: ClientProperties,
+}
+
+/// The properties a client announces.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ClientProperties {
+    /// The client's own name for the connection, if it gave one.
+    #[serde(default)]
+    pub connection_name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Consumer {
+    queue: Named,
+}
+
+/// Percent-encodes a path segment (vhost, queue and connection names hold `/`, spaces, `>`).
+fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Management {
+    /// A client for the API at `base` (e.g. `http://127.0.0.1:15672`).
+    #[must_use]
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            // No pooled connections: a pooled socket belongs to the runtime that opened it, and
+            // each test has its own runtime.
+            http: reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::Response, String> {
+        self.http
+            .request(method.clone(), format!("{}/api/{path}", self.base))
+            .basic_auth("guest", Some("guest"))
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
+        let response = self.request(reqwest::Method::GET, path).await?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(format!("GET {path}: {status}"));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))
+    }
+
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<(), String> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}/api/{path}", self.base))
+            .basic_auth("guest", Some("guest"))
+            .header("X-Reason", "test fault injection")
+            .timeout(Duration::from_secs(10));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("{method} {path}: {e}"))?;
+        let status = response.status();
+        if status.is_success()
+            || status == reqwest::StatusCode::NOT_FOUND && method == reqwest::Method::DELETE
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "{method} {path}: {status} {}",
+                response.text().await.unwrap_or_default()
+            ))
+        }
+    }
+
+    /// Waits until the API answers (it starts a little after AMQP).
+    pub async fn wait_until_up(&self) -> Result<(), String> {
+        wait_until(
+            Duration::from_secs(60),
+            "the management API to answer",
+            || async {
+                self.request(reqwest::Method::GET, "overview")
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            },
+        )
+        .await
+    }
+
+    /// Creates `vhost` and gives `guest` every right in it.
+    pub async fn create_vhost(&self, vhost: &str) -> Result<(), String> {
+        let path = format!("vhosts/{}", encode(vhost));
+        self.send(reqwest::Method::PUT, &path, Some(json!({})))
+            .await?;
+        let rights = json!({"configure": ".*", "write": ".*", "read": ".*"});
+        self.send(
+            reqwest::Method::PUT,
+            &format!("permissions/{}/guest", encode(vhost)),
+            Some(rights),
+        )
+        .await
+    }
+
+    /// A queue's counters.
+    pub async fn queue(&self, vhost: &str, queue: &str) -> Result<QueueStats, String> {
+        self.get_json(&format!("queues/{}/{}", encode(vhost), encode(queue)))
+            .await
+    }
+
+    /// The queues that have at least one consumer in `vhost`, one entry per consumer.
+    pub async fn consumed_queues(&self, vhost: &str) -> Result<Vec<String>, String> {
+        let consumers: Vec<Consumer> = self
+            .get_json(&format!("consumers/{}", encode(vhost)))
+            .await?;
+        Ok(consumers.into_iter().map(|c| c.queue.name).collect())
+    }
+
+    /// The client connections into `vhost` (listed once the broker's statistics caught up).
+    pub async fn connections(&self, vhost: &str) -> Result<Vec<ClientConnection>, String> {
+        self.get_json(&format!("vhosts/{}/connections", encode(vhost)))
+            .await
+    }
+
+    /// Force-closes every client connection into `vhost`, as an operator or a failover would;
+    /// returns how many were closed.
+    pub async fn close_connections(&self, vhost: &str) -> Result<usize, String> {
+        let connections = self.connections(vhost).await?;
+        for connection in &connections {
+            let path = format!("connections/{}", encode(&connection.name));
+            self.send(reqwest::Method::DELETE, &path, None).await?;
+        }
+        Ok(connections.len())
+    }
+
+    /// Deletes a queue (its consumers are cancelled by the broker).
+    pub async fn delete_queue(&self, vhost: &str, queue: &str) -> Result<(), String> {
+        self.send(
+            reqwest::Method::DELETE,
+            &format!("queues/{}/{}", encode(vhost), encode(queue)),
+            None,
+        )
+        .await
+    }
+}

@@ -1,0 +1,69 @@
+//! Bad messages go to the dead-letter queue at once, with the reason, and never loop.
+
+use serde_json::json;
+use shared::{Job, work_queue};
+
+use crate::helpers::{Echo, Recorder, echo_registry, spawn_app, succeed};
+
+fn envelope(kind: &str, version: u32, payload: serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "id": uuid::Uuid::new_v4(), "kind": kind, "version": version,
+        "created_at": "2026-11-25T10:00:00Z", "payload": payload
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn malformed_unknown_and_unsupported_jobs_are_dead_lettered_at_once_and_good_jobs_still_run()
+{
+    let app = spawn_app("bad-input").await;
+    let recorder = Recorder::default();
+    let _worker = app.start_worker(echo_registry(&recorder, 0, succeed));
+    let (_connection, channel) = app.raw_channel().await;
+
+    app.publish_raw(&channel, Echo::KIND, b"{not json").await;
+    app.publish_raw(
+        &channel,
+        Echo::KIND,
+        &envelope("resize", 1, json!({"n": 1})),
+    )
+    .await;
+    app.publish_raw(
+        &channel,
+        Echo::KIND,
+        &envelope("echo", 999, json!({"n": 1})),
+    )
+    .await;
+    app.publish_raw(
+        &channel,
+        Echo::KIND,
+        &envelope("echo", 1, json!({"n": "one"})),
+    )
+    .await;
+    app.publisher.publish(&Echo { n: 77 }).await.unwrap();
+
+    let calls = recorder.wait_for_calls(1).await;
+    assert_eq!(calls[0].n, 77);
+    let letters = app.dead_letters(Echo::KIND, 4).await;
+    let mut reasons: Vec<String> = letters.iter().map(|l| l.error()).collect();
+    reasons.sort();
+    assert_eq!(letters.len(), 4, "{reasons:?}");
+    let expected = [
+        "malformed job",
+        "payload does not fit",
+        "unknown kind `resize`",
+        "unsupported version 999",
+    ];
+    for (reason, expected) in reasons.iter().zip(expected) {
+        assert!(
+            reason.contains(expected),
+            "`{reason}` should mention `{expected}`"
+        );
+    }
+    assert!(
+        letters.iter().all(|l| l.attempts() == Some(0)),
+        "a bad job ran"
+    );
+    app.wait_until_settled(&work_queue(Echo::KIND)).await;
+    assert_eq!(recorder.calls().len(), 1);
+}

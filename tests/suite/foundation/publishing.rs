@@ -1,0 +1,121 @@
+//! Publishing errors are the caller's to see: unroutable, oversized, blocked by an alarm.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shared::{Job, PublishError, Publisher, PublisherSettings, Topology};
+use support::Broker;
+
+use crate::helpers::{Echo, spawn_app, spawn_app_on};
+
+/// A kind nobody declared a queue for.
+#[derive(Debug, Serialize, Deserialize)]
+struct Orphan {
+    text: String,
+}
+
+impl Job for Orphan {
+    const KIND: &'static str = "orphan";
+    const VERSION: u32 = 1;
+}
+
+#[tokio::test]
+async fn an_unroutable_publish_is_an_error() {
+    let app = spawn_app("unroutable").await;
+
+    let result = app
+        .publisher
+        .publish(&Orphan {
+            text: "lost?".into(),
+        })
+        .await;
+
+    match result {
+        Err(PublishError::Unroutable { routing_key, .. }) => assert_eq!(routing_key, "orphan"),
+        other => panic!("expected Unroutable, got {other:?}"),
+    }
+    assert!(!result_is_retryable(
+        &app.publisher
+            .publish(&Orphan {
+                text: String::new()
+            })
+            .await
+    ));
+}
+
+fn result_is_retryable<T>(result: &Result<T, PublishError>) -> bool {
+    result
+        .as_ref()
+        .err()
+        .is_some_and(PublishError::is_retryable)
+}
+
+#[tokio::test]
+async fn an_oversized_job_is_refused_before_it_reaches_the_broker() {
+    let app = spawn_app("oversized").await;
+    let settings = PublisherSettings {
+        max_message_size: 1_000,
+        ..PublisherSettings::default()
+    };
+    let topology = Topology::new([Orphan::KIND]).unwrap();
+    let publisher = Publisher::connect(&app.amqp, settings, topology, "oversized")
+        .await
+        .unwrap();
+
+    let result = publisher
+        .publish(&Orphan {
+            text: "x".repeat(2_000),
+        })
+        .await;
+
+    match result {
+        Err(PublishError::TooLarge {
+            size, max: 1_000, ..
+        }) => assert!(size > 2_000),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+    publisher
+        .publish(&Orphan {
+            text: "small".into(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_publish_blocked_by_a_memory_alarm_fails_after_the_configured_wait() {
+    let broker = Broker::dedicated().await.unwrap();
+    let app = spawn_app_on(&broker, "blocked").await;
+    let settings = PublisherSettings {
+        blocked_timeout: Duration::from_secs(1),
+        ..PublisherSettings::default()
+    };
+    let topology = Topology::new([Echo::KIND]).unwrap();
+    let publisher = Publisher::connect(&app.amqp, settings, topology, "blocked")
+        .await
+        .unwrap();
+    publisher.publish(&Echo { n: 1 }).await.unwrap();
+
+    broker
+        .rabbitmqctl(&["set_vm_memory_high_watermark", "0"])
+        .await
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let result = publisher.publish(&Echo { n: 2 }).await;
+    let waited = started.elapsed();
+    broker
+        .rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"])
+        .await
+        .unwrap();
+
+    assert!(
+        matches!(result, Err(PublishError::Blocked(_))),
+        "expected Blocked, got {result:?}"
+    );
+    assert!(result_is_retryable(&result));
+    assert!(
+        waited < Duration::from_secs(8),
+        "blocked publish waited {waited:?}"
+    );
+    publisher.publish(&Echo { n: 3 }).await.unwrap();
+}

@@ -1,0 +1,241 @@
+//! Workers and publishers heal: a dead worker's job goes to another, and connections cut by
+//! the broker or a broker restart lose nothing.
+
+use shared::{Job, JobId, Publisher, work_queue};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use support::{Broker, wait_until};
+
+use crate::helpers::{
+    Echo, PATIENCE, Recorder, TestApp, echo_registry, spawn_app, spawn_app_on, succeed,
+};
+
+#[tokio::test]
+async fn a_job_held_by_a_worker_that_dies_mid_job_is_handled_by_another() {
+    let app = spawn_app("dead-worker").await;
+    let recorder = Recorder::default();
+    let hanging = echo_registry(&recorder, 0, |_, _| async {
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    let doomed = app.start_worker(hanging);
+    let id = app.publisher.publish(&Echo { n: 1 }).await.unwrap();
+    recorder.wait_for_calls(1).await;
+
+    doomed.kill().await;
+    let _survivor = app.start_worker(echo_registry(&recorder, 1, succeed));
+
+    let calls = recorder.wait_for_calls(2).await;
+    assert_eq!((calls[1].id, calls[1].worker), (id, 1));
+    app.wait_until_settled(&work_queue(Echo::KIND)).await;
+}
+
+/// 1,000 jobs published one by one in the background, as web requests would, paced over
+/// about four seconds so that faults land while jobs flow both ways.
+struct Traffic {
+    published: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<Vec<JobId>>,
+}
+
+impl Traffic {
+    fn start(publisher: &Publisher) -> Self {
+        let publisher = publisher.clone();
+        let published = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&published);
+        let task = tokio::spawn(async move {
+            let mut pace = tokio::time::interval(Duration::from_millis(4));
+            let mut ids = Vec::new();
+            for n in 0..1_000 {
+                pace.tick().await;
+                ids.push(
+                    publisher
+                        .publish(&Echo { n })
+                        .await
+                        .expect("publish across the fault"),
+                );
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+            ids
+        });
+        Self { published, task }
+    }
+
+    async fn wait_for_published(&self, count: usize) {
+        wait_until(PATIENCE, &format!("{count} jobs published"), || async {
+            self.published.load(Ordering::SeqCst) >= count
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn finish(self) -> Vec<JobId> {
+        self.task.await.unwrap()
+    }
+}
+
+/// Every published job was handled, and the queue is drained.
+async fn assert_nothing_lost(app: &TestApp, recorder: &Recorder, ids: Vec<JobId>) {
+    recorder.wait_for_distinct(ids.len()).await;
+    let handled: HashSet<JobId> = recorder.calls().iter().map(|c| c.id).collect();
+    let missing = ids.iter().filter(|id| !handled.contains(id)).count();
+    assert_eq!(missing, 0, "{missing} jobs lost");
+    app.wait_until_settled(&work_queue(Echo::KIND)).await;
+}
+
+#[tokio::test]
+async fn connections_closed_by_the_broker_while_jobs_flow_lose_nothing() {
+    let app = spawn_app("forced-close").await;
+    let recorder = Recorder::default();
+    let _worker = app.start_worker(echo_registry(&recorder, 0, succeed));
+    let traffic = Traffic::start(&app.publisher);
+
+    for published in [200, 600] {
+        traffic.wait_for_published(published).await;
+        wait_until(
+            PATIENCE,
+            "the publisher's and the worker's connections to be listed",
+            || async {
+                let listed = app
+                    .vhost
+                    .management
+                    .connections(&app.vhost.name)
+                    .await
+                    .unwrap_or_default();
+                let named = |role: &str| {
+                    listed.iter().any(|c| {
+                        c.client_properties
+                            .connection_name
+                            .as_deref()
+                            .is_some_and(|n| n.ends_with(role))
+                    })
+                };
+                named("publisher") && named("consumer")
+            },
+        )
+        .await
+        .unwrap();
+        let closed = app
+            .vhost
+            .management
+            .close_connections(&app.vhost.name)
+            .await
+            .unwrap();
+        assert!(closed >= 2, "closed {closed} connections");
+    }
+
+    let ids = traffic.finish().await;
+    assert_nothing_lost(&app, &recorder, ids).await;
+}
+
+#[tokio::test]
+async fn a_broker_restart_while_jobs_flow_loses_nothing_and_consumers_come_back() {
+    let broker = Broker::dedicated().await.unwrap();
+    let app = spawn_app_on(&broker, "restart").await;
+    let recorder = Recorder::default();
+    let _worker = app.start_worker(echo_registry(&recorder, 0, succeed));
+    let traffic = Traffic::start(&app.publisher);
+
+    traffic.wait_for_published(200).await;
+    broker.rabbitmqctl(&["stop_app"]).await.unwrap();
+    broker.rabbitmqctl(&["start_app"]).await.unwrap();
+
+    let ids = traffic.finish().await;
+    assert_nothing_lost(&app, &recorder, ids).await;
+    let queue = work_queue(Echo::KIND);
+    wait_until(PATIENCE, "the worker's consumer to be back", || async {
+        broker
+            .management()
+            .consumed_queues(&app.vhost.name)
+            .await
+            .is_ok_and(|q| q.contains(&queue))
+    })
+    .await
+    .unwrap();
+    let consumers = broker
+        .management()
+        .consumed_queues(&app.vhost.name)
+        .await
+        .unwrap();
+    assert_eq!(consumers, [queue], "duplicate or stray consumers");
+}
+
+#[tokio::test]
+async fn a_consumer_cancelled_by_the_broker_subscribes_again() {
+    let app = spawn_app("cancelled").await;
+    let recorder = Recorder::default();
+    let _worker = app.start_worker(echo_registry(&recorder, 0, succeed));
+    let queue = work_queue(Echo::KIND);
+    let consumed = || async {
+        app.vhost
+            .management
+            .consumed_queues(&app.vhost.name)
+            .await
+            .unwrap_or_default()
+    };
+    wait_until(PATIENCE, "the consumer", || async {
+        consumed().await.contains(&queue)
+    })
+    .await
+    .unwrap();
+
+    app.vhost
+        .management
+        .delete_queue(&app.vhost.name, &queue)
+        .await
+        .unwrap();
+    wait_until(PATIENCE, "the queue to be declared again", || async {
+        app.vhost
+            .management
+            .queue(&app.vhost.name, &queue)
+            .await
+            .is_ok_and(|q| q.consumers == 1)
+    })
+    .await
+    .unwrap();
+    app.publisher.publish(&Echo { n: 1 }).await.unwrap();
+
+    recorder.wait_for_calls(1).await;
+}
+
+#[tokio::test]
+async fn a_job_that_kills_every_worker_it_reaches_is_dead_lettered() {
+    let app = spawn_app("poison").await;
+    let recorder = Recorder::default();
+    let (_connection, channel) = app.raw_channel().await;
+    let dlq = shared::dead_letter_queue(Echo::KIND);
+    app.publisher.publish(&Echo { n: 13 }).await.unwrap();
+
+    // Each worker takes the job and "crashes" (is killed) while running it.
+    for round in 1..=4 {
+        let crashing = echo_registry(&recorder, round, |_, _| async {
+            std::future::pending::<()>().await;
+            Ok(())
+        });
+        let mut settings = app.worker_settings(&format!("round{round}"));
+        settings.max_redeliveries = 2;
+        let worker = app.start_worker_with(crashing, settings);
+        wait_until(PATIENCE, "the job to run or be dead-lettered", || async {
+            recorder.calls().len() >= round || app.ready(&channel, &dlq).await == 1
+        })
+        .await
+        .unwrap();
+        worker.kill().await;
+        if app.ready(&channel, &dlq).await == 1 {
+            break;
+        }
+    }
+
+    let letters = app.dead_letters(Echo::KIND, 1).await;
+    assert!(
+        letters[0].error().contains("delivered 2 times"),
+        "{}",
+        letters[0].error()
+    );
+    assert_eq!(
+        recorder.calls().len(),
+        2,
+        "the job ran after it was known to kill its worker"
+    );
+}
