@@ -157,3 +157,51 @@ async fn supervise(ctx: Arc<Context>) -> Result<(), WorkerError> {
     wait_for_jobs(&ctx).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::job::Job;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Slow;
+
+    impl Job for Slow {
+        const KIND: &'static str = "slow";
+        const VERSION: u32 = 1;
+        const TIMEOUT: Duration = Duration::from_secs(3600);
+    }
+
+    fn registry() -> Registry {
+        Registry::new().register(|_: Slow, _: JobContext| async { Ok(()) })
+    }
+
+    fn amqp() -> AmqpSettings {
+        AmqpSettings::from_url("amqp://localhost").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_job_timeout_beyond_the_brokers_consumer_timeout_is_refused_at_start() {
+        let settings = WorkerSettings::default();
+        let error = Worker::new(amqp(), settings, PublisherSettings::default(), registry());
+        assert!(
+            matches!(&error, Err(WorkerError::Settings(m)) if m.contains("BROKER_CONSUMER_TIMEOUT")),
+            "{error:?}"
+        );
+    }
+
+    #[test]
+    fn an_override_for_an_unknown_kind_is_refused_at_start() {
+        let settings = WorkerSettings {
+            job_timeouts: vec!["nope=1s".parse().unwrap_or_else(|e| panic!("{e}"))],
+            ..WorkerSettings::default()
+        };
+        let error = Worker::new(amqp(), settings, PublisherSettings::default(), registry());
+        assert!(
+            matches!(error, Err(WorkerError::UnknownKind(_))),
+            "{error:?}"
+        );
+    }
+}
