@@ -1,8 +1,11 @@
 //! The producer's command line; every flag can also come from its environment variable.
 
+use std::net::SocketAddr;
+
+use shared::photos::PhotoSettings;
 use shared::{AmqpSettings, PublisherSettings};
 
-/// Publishes typed jobs to RabbitMQ.
+/// The photo app's web front (`serve`), and a tool to publish jobs by hand (`publish`).
 #[derive(Debug, clap::Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -17,6 +20,8 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
+    /// Serve the web app: uploads, status, profiles, media.
+    Serve(ServeSettings),
     /// Publish jobs of one kind and print their ids, one per line.
     Publish {
         /// The job kind, e.g. `process_thumbnails`.
@@ -28,4 +33,18 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         count: u32,
     },
+}
+
+/// The web app's settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeSettings {
+    /// Address to listen on.
+    #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Largest upload, bytes; larger ones get 413.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 20 * 1024 * 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
+    pub max_upload_bytes: u64,
+    #[command(flatten)]
+    pub photos: PhotoSettings,
 }

@@ -1,30 +1,78 @@
-//! The producer: the web app's side of the queue. It publishes typed jobs and never waits
-//! for a handler, only for the broker's confirm.
+//! The producer: the web app's side of the queue. It saves uploads, publishes typed jobs and
+//! never waits for a handler, only for the broker's confirm.
 
 mod cli;
 mod publish;
+pub mod web;
 
-pub use cli::{Cli, Command};
+pub use cli::{Cli, Command, ServeSettings};
 pub use publish::publish_by_kind;
 
-use anyhow::Context;
-use shared::{Publisher, Topology, photos};
+use std::future::Future;
+use std::sync::Arc;
 
-/// Runs the command line.
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let topology = Topology::new(photos::KINDS).context("building the topology")?;
-    match cli.command {
+use anyhow::Context;
+use shared::photos::{self, LocalStorage, PhotoStore};
+use shared::{AmqpSettings, Publisher, PublisherSettings, Topology};
+
+/// Runs the command line until done, or (for `serve`) until `shutdown` resolves.
+pub async fn run(
+    cli: Cli,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let publisher = connect(&cli.amqp, cli.publishing).await?;
+    let result = match cli.command {
+        Command::Serve(settings) => serve(publisher.clone(), settings, shutdown).await,
         Command::Publish {
             kind,
             payload,
             count,
         } => {
-            let publisher = Publisher::connect(&cli.amqp, cli.publishing, topology, "producer")
-                .await
-                .with_context(|| format!("connecting to RabbitMQ at {}", cli.amqp.redacted()))?;
             let ids = publish_by_kind(&publisher, &kind, &payload, count).await;
-            publisher.close().await;
-            publish::print_ids(&ids?)
+            ids.and_then(|ids| publish::print_ids(&ids))
         }
-    }
+    };
+    publisher.close().await;
+    result
+}
+
+async fn connect(amqp: &AmqpSettings, settings: PublisherSettings) -> anyhow::Result<Publisher> {
+    let topology = Topology::new(photos::KINDS).context("building the topology")?;
+    Publisher::connect(amqp, settings, topology, "producer")
+        .await
+        .with_context(|| format!("connecting to RabbitMQ at {}", amqp.redacted()))
+}
+
+/// The app state `serve` runs with: database (migrated), storage, limits.
+pub async fn app_state(
+    publisher: Publisher,
+    settings: &ServeSettings,
+) -> anyhow::Result<web::AppState> {
+    let photos = &settings.photos;
+    let store = PhotoStore::connect(&photos.database_url, photos.database_max_connections)
+        .await
+        .context("connecting to PostgreSQL (DATABASE_URL)")?;
+    let storage = LocalStorage::new(&photos.storage_dir)
+        .with_context(|| format!("opening STORAGE_DIR {}", photos.storage_dir.display()))?;
+    Ok(web::AppState {
+        publisher,
+        store,
+        storage: Arc::new(storage),
+        limits: photos.limits(),
+        max_upload_bytes: usize::try_from(settings.max_upload_bytes).context("MAX_UPLOAD_BYTES")?,
+    })
+}
+
+async fn serve(
+    publisher: Publisher,
+    settings: ServeSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = app_state(publisher, &settings).await?;
+    let listener = tokio::net::TcpListener::bind(settings.http_addr)
+        .await
+        .with_context(|| format!("listening on HTTP_ADDR {}", settings.http_addr))?;
+    web::serve(listener, state, shutdown)
+        .await
+        .context("serving HTTP")
 }

@@ -3,5 +3,9 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     shared::init_tracing();
-    producer::run(shared::parse_args::<producer::Cli>()).await
+    producer::run(
+        shared::parse_args::<producer::Cli>(),
+        shared::shutdown_signal(),
+    )
+    .await
 }

@@ -27,8 +27,8 @@ pub use job::{Job, JobId, is_valid_kind};
 pub use publisher::{PublishError, Publisher, PublisherSettings};
 pub use retry::{RetryDecision, RetryPolicy, WaitTier};
 pub use runtime::{
-    Handler, HumanDuration, JobContext, JobError, JobResult, KindSetting, Registry, ResultExt,
-    UnknownKind, Worker, WorkerError, WorkerSettings,
+    Handler, HumanDuration, JobContext, JobError, JobEvent, JobObserver, JobOutcome, JobResult,
+    KindSetting, Registry, ResultExt, UnknownKind, Worker, WorkerError, WorkerSettings,
 };
 pub use shutdown::shutdown_signal;
 pub use telemetry::init_tracing;

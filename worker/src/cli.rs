@@ -1,8 +1,11 @@
 //! The worker's command line; every flag can also come from its environment variable.
 
+use std::path::PathBuf;
+
+use shared::photos::PhotoSettings;
 use shared::{AmqpSettings, PublisherSettings, WorkerSettings};
 
-/// Consumes jobs from RabbitMQ and runs their handlers.
+/// Consumes the photo pipeline's jobs from RabbitMQ and runs their handlers.
 #[derive(Debug, clap::Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -15,4 +18,44 @@ pub struct Cli {
     pub worker: WorkerSettings,
     #[command(flatten)]
     pub publishing: PublisherSettings,
+    #[command(flatten)]
+    pub pipeline: PipelineSettings,
+}
+
+/// What the photo handlers need.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PipelineSettings {
+    #[command(flatten)]
+    pub photos: PhotoSettings,
+    /// Thumbnail sizes in pixels (square), comma-separated.
+    #[arg(long, env = "THUMBNAIL_SIZES", value_delimiter = ',', default_value = "64,256,512",
+          value_parser = clap::value_parser!(u32).range(8..=2048))]
+    pub thumbnail_sizes: Vec<u32>,
+    /// Perceptual hashes of banned images, one hex fingerprint per line (none: nothing is banned).
+    #[arg(long, env = "BLOCKLIST_FILE")]
+    pub blocklist_file: Option<PathBuf>,
+    /// Largest Hamming distance (of 64 bits) at which an image matches a blocklist entry.
+    #[arg(long, env = "BLOCKLIST_MAX_DISTANCE", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(0..=32))]
+    pub blocklist_max_distance: u32,
+    /// SMTP server for confirmation mail, e.g. `smtp://user:pass@mail:587?tls=required`.
+    /// Unset: mail is written to OUTBOX_DIR instead.
+    #[arg(long, env = "SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Folder of `.eml` files when no SMTP server is set.
+    #[arg(long, env = "OUTBOX_DIR", default_value = "./outbox")]
+    pub outbox_dir: PathBuf,
+    /// Sender of confirmation mail.
+    #[arg(
+        long,
+        env = "MAIL_FROM",
+        default_value = "Photos <no-reply@photos.localhost>"
+    )]
+    pub mail_from: String,
+    /// Users have no address of their own yet: mail goes to `<user_id>@USER_EMAIL_DOMAIN`.
+    #[arg(long, env = "USER_EMAIL_DOMAIN", default_value = "users.localhost")]
+    pub user_email_domain: String,
+    /// Base of the links in mail, the web app's public address.
+    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://localhost:8080")]
+    pub public_base_url: String,
 }

@@ -3,18 +3,24 @@
 
 mod cli;
 mod handlers;
+mod mailer;
 
-pub use cli::Cli;
-pub use handlers::registry;
+pub use cli::{Cli, PipelineSettings};
+pub use handlers::{Pipeline, registry};
+pub use mailer::Mailer;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use anyhow::Context;
-use shared::Worker;
+use shared::photos::imaging::{ContentFilter, HashBlocklist};
+use shared::photos::{self, LocalStorage, PhotoStore};
+use shared::{AmqpSettings, Publisher, PublisherSettings, Topology, Worker};
 
 /// Runs the worker until `shutdown` resolves, then drains.
 pub async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let mut registry = registry();
+    let pipeline = pipeline(&cli.pipeline, &cli.amqp, cli.publishing.clone()).await?;
+    let mut registry = registry(Arc::new(pipeline));
     if !cli.kinds.is_empty() {
         registry
             .retain(&cli.kinds)
@@ -23,4 +29,42 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result
     let worker = Worker::new(cli.amqp, cli.worker, cli.publishing, registry)
         .context("invalid worker configuration")?;
     worker.run(shutdown).await.context("worker stopped")
+}
+
+/// Connects the handlers' database, storage, mail and publisher.
+pub async fn pipeline(
+    settings: &PipelineSettings,
+    amqp: &AmqpSettings,
+    publishing: PublisherSettings,
+) -> anyhow::Result<Pipeline> {
+    let photos = &settings.photos;
+    let store = PhotoStore::connect(&photos.database_url, photos.database_max_connections)
+        .await
+        .context("connecting to PostgreSQL (DATABASE_URL)")?;
+    let storage = LocalStorage::new(&photos.storage_dir)
+        .with_context(|| format!("opening STORAGE_DIR {}", photos.storage_dir.display()))?;
+    let filter: Box<dyn ContentFilter> = match &settings.blocklist_file {
+        Some(path) => Box::new(
+            HashBlocklist::from_file(path, settings.blocklist_max_distance)
+                .with_context(|| format!("reading BLOCKLIST_FILE {}", path.display()))?,
+        ),
+        None => Box::new(HashBlocklist::empty()),
+    };
+    let topology = Topology::new(photos::KINDS).context("building the topology")?;
+    let publisher = Publisher::new(amqp, publishing, topology, "worker handlers")
+        .context("setting up the handlers' publisher")?;
+    Ok(Pipeline {
+        store,
+        storage,
+        publisher,
+        filter,
+        mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.outbox_dir)?,
+        mail_from: mailer::mailbox(&settings.mail_from)
+            .map_err(anyhow::Error::msg)
+            .context("MAIL_FROM")?,
+        user_email_domain: settings.user_email_domain.clone(),
+        public_base_url: settings.public_base_url.clone(),
+        thumbnail_sizes: settings.thumbnail_sizes.clone(),
+        limits: photos.limits(),
+    })
 }

@@ -1,5 +1,7 @@
 //! The four jobs of an avatar upload, and their wire kinds.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -17,6 +19,8 @@ pub struct ThumbnailJob {
 impl Job for ThumbnailJob {
     const KIND: &'static str = "process_thumbnails";
     const VERSION: u32 = 1;
+    /// A 50-megapixel image takes seconds; anything near this is stuck.
+    const TIMEOUT: Duration = Duration::from_secs(120);
 }
 
 /// Check an uploaded image against the content filter.

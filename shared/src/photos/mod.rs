@@ -1,9 +1,20 @@
-//! The photo-sharing domain: the jobs an avatar upload fans out into.
+//! The photo-sharing domain: the jobs an avatar upload fans out into, their store, their
+//! files and their image work.
 //!
-//! The job machinery knows nothing of photos; this module only implements [`Job`](crate::Job)
-//! for its payloads.
+//! The job machinery knows nothing of photos; this module implements [`Job`](crate::Job)
+//! for its payloads and a [`JobObserver`](crate::JobObserver) to show their progress.
 
 pub mod imaging;
 mod jobs;
+mod recorder;
+mod settings;
+mod status;
+pub mod storage;
+mod store;
 
 pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
+pub use self::recorder::StatusRecorder;
+pub use self::settings::PhotoSettings;
+pub use self::status::{ImageState, ImageStatus, JobState, JobStatus, UserProfile};
+pub use self::storage::{LocalStorage, Storage};
+pub use self::store::{Claim, ImageFacts, JobRecord, NewUpload, PhotoStore, StoreError};

@@ -170,6 +170,11 @@ impl Publisher {
         Ok(encoded.iter().map(|job| job.id).collect())
     }
 
+    /// Whether a confirm channel is open or can be opened now (for readiness probes).
+    pub async fn ready(&self) -> Result<(), PublishError> {
+        self.inner.lanes.get().await.map(drop)
+    }
+
     /// Closes channels and connections; publishing afterwards reconnects.
     pub async fn close(&self) {
         self.inner.lanes.close().await;

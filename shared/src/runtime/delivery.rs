@@ -15,9 +15,11 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use super::handler::{JobContext, JobError, JobResult};
+use super::observer::{JobEvent, JobOutcome};
 use super::registry::{JobFuture, Registry};
 use crate::envelope::IncomingEnvelope;
 use crate::headers::{DELIVERY_COUNT, JOB_ATTEMPTS, JOB_ERROR, header_u32};
+use crate::job::JobId;
 use crate::publisher::{Outgoing, Publisher};
 use crate::retry::{RetryDecision, WaitTier};
 use crate::topology::{DEAD_LETTER_EXCHANGE, work_queue};
@@ -37,8 +39,22 @@ enum Verdict {
     },
 }
 
+impl Verdict {
+    fn outcome(&self) -> JobOutcome<'_> {
+        match self {
+            Self::Done => JobOutcome::Succeeded,
+            Self::Retry { tier, reason, .. } => JobOutcome::Retrying {
+                delay: tier.delay(),
+                reason,
+            },
+            Self::DeadLetter { reason, .. } => JobOutcome::Failed { reason },
+        }
+    }
+}
+
 /// A job ready to run.
 struct Ready {
+    id: JobId,
     future: JobFuture,
     attempt: u32,
     timeout: Duration,
@@ -67,29 +83,65 @@ impl Dispatcher {
                 .unwrap_or("-"),
         );
         async {
-            let verdict = match self.prepare(kind, &delivery) {
-                Ok(ready) => run(ready).await,
-                Err(verdict) => verdict,
+            let (verdict, id, attempt) = match self.prepare(kind, &delivery) {
+                Ok(ready) => {
+                    let (id, attempt) = (Some(ready.id), ready.attempt);
+                    self.notify(kind, id, attempt, &delivery, JobOutcome::Started)
+                        .await;
+                    (run(ready).await, id, attempt)
+                }
+                Err((verdict, id)) => (verdict, id, 0),
             };
-            self.settle(kind, delivery, verdict).await;
+            if self.settle(kind, &delivery, &verdict).await {
+                self.notify(kind, id, attempt, &delivery, verdict.outcome())
+                    .await;
+            }
         }
         .instrument(span)
         .await;
     }
 
-    /// Everything that can be decided without running the handler.
-    fn prepare(&self, kind: &str, delivery: &Delivery) -> Result<Ready, Verdict> {
+    async fn notify(
+        &self,
+        kind: &str,
+        id: Option<JobId>,
+        attempt: u32,
+        delivery: &Delivery,
+        outcome: JobOutcome<'_>,
+    ) {
+        if let Some(observer) = self.registry.observer() {
+            let event = JobEvent {
+                kind,
+                id,
+                attempt,
+                body: &delivery.data,
+                outcome,
+            };
+            observer.observe(event).await;
+        }
+    }
+
+    /// Everything that can be decided without running the handler; a refusal carries the
+    /// job's id when the envelope could be read.
+    fn prepare(&self, kind: &str, delivery: &Delivery) -> Result<Ready, (Verdict, Option<JobId>)> {
         let headers = delivery.properties.headers().as_ref();
         let prior = header_u32(headers, JOB_ATTEMPTS).unwrap_or(0);
-        let dead = |reason: String| Verdict::DeadLetter {
-            attempts: prior,
-            reason,
+        let refuse = |reason: String, id: Option<JobId>| {
+            (
+                Verdict::DeadLetter {
+                    attempts: prior,
+                    reason,
+                },
+                id,
+            )
         };
         let envelope = IncomingEnvelope::parse(&delivery.data).map_err(|e| {
-            dead(format!(
-                "malformed job: the body is not a valid envelope: {e}"
-            ))
+            refuse(
+                format!("malformed job: the body is not a valid envelope: {e}"),
+                None,
+            )
         })?;
+        let dead = |reason: String| refuse(reason, Some(envelope.id));
         let entry = self
             .registry
             .get(kind)
@@ -128,6 +180,7 @@ impl Dispatcher {
             ))
         })?;
         Ok(Ready {
+            id: envelope.id,
             future,
             attempt: prior + 1,
             timeout: entry.timeout,
@@ -135,11 +188,13 @@ impl Dispatcher {
         })
     }
 
-    async fn settle(&self, kind: &str, delivery: Delivery, verdict: Verdict) {
+    /// Acks, or parks a copy and then acks; true once the broker holds the outcome.
+    async fn settle(&self, kind: &str, delivery: &Delivery, verdict: &Verdict) -> bool {
         let (exchange, attempts, reason) = match verdict {
             Verdict::Done => {
                 tracing::debug!("done");
-                return ack(&delivery).await;
+                ack(delivery).await;
+                return true;
             }
             Verdict::Retry {
                 attempt,
@@ -147,14 +202,14 @@ impl Dispatcher {
                 reason,
             } => {
                 tracing::warn!(attempt, delay = ?tier.delay(), %reason, "failed; will retry");
-                (tier.queue_name(), attempt, reason)
+                (tier.queue_name(), *attempt, reason)
             }
             Verdict::DeadLetter { attempts, reason } => {
                 tracing::error!(attempts, %reason, "dead-lettered");
-                (DEAD_LETTER_EXCHANGE.to_owned(), attempts, reason)
+                (DEAD_LETTER_EXCHANGE.to_owned(), *attempts, reason)
             }
         };
-        let headers = outcome_headers(delivery.properties.headers().as_ref(), attempts, &reason);
+        let headers = outcome_headers(delivery.properties.headers().as_ref(), attempts, reason);
         let properties = delivery
             .properties
             .clone()
@@ -167,13 +222,17 @@ impl Dispatcher {
             properties,
         };
         match self.publisher.send(parked).await {
-            Ok(()) => ack(&delivery).await,
+            Ok(()) => {
+                ack(delivery).await;
+                true
+            }
             Err(error) => {
                 tracing::warn!(%error, "could not park the job; requeueing it");
                 let requeue = BasicRejectOptions { requeue: true };
                 if let Err(error) = delivery.acker.reject(requeue).await {
                     tracing::info!(%error, "reject failed (channel gone); the broker redelivers it");
                 }
+                false
             }
         }
     }

@@ -8,6 +8,7 @@
 
 mod delivery;
 mod handler;
+mod observer;
 mod registry;
 mod session;
 mod settings;
@@ -20,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use self::delivery::Dispatcher;
 pub use self::handler::{Handler, JobContext, JobError, JobResult, ResultExt};
+pub use self::observer::{JobEvent, JobObserver, JobOutcome};
 pub use self::registry::{Registry, UnknownKind};
 use self::session::{Context, OpenError, Session, SessionEnd, wait_for_jobs};
 pub use self::settings::{HumanDuration, KindSetting, WorkerSettings};

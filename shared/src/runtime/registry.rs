@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde_json::value::RawValue;
 
 use super::handler::{Handler, JobContext, JobResult};
+use super::observer::JobObserver;
 use crate::job::Job;
 use crate::retry::RetryPolicy;
 
@@ -54,10 +55,11 @@ impl KindEntry {
     }
 }
 
-/// The kinds a worker handles.
+/// The kinds a worker handles, and who watches their jobs.
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: BTreeMap<&'static str, KindEntry>,
+    observer: Option<Arc<dyn JobObserver>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -98,6 +100,17 @@ impl Registry {
         };
         self.kinds.insert(J::KIND, entry);
         self
+    }
+
+    /// Reports every job's events to `observer` (one per registry; a second replaces it).
+    #[must_use]
+    pub fn observe(mut self, observer: impl JobObserver) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    pub(crate) fn observer(&self) -> Option<&dyn JobObserver> {
+        self.observer.as_deref()
     }
 
     /// The registered kinds, sorted.

@@ -1,0 +1,55 @@
+//! Every error the API answers with: a status and `{"error": "..."}`, never a bare 500 page.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    /// An error with `status` and a message for the client.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// A failure on our side: logged with its cause, answered without internals.
+    pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::error!(%error, "{context}");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{context}; please try again"),
+        )
+    }
+
+    /// A dependency (broker, database) is down: try again later.
+    pub fn unavailable(context: &str, error: impl std::fmt::Display) -> Self {
+        tracing::warn!(%error, "{context}");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{context}; please try again later"),
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(json!({ "error": self.message }))).into_response()
+    }
+}

@@ -1,0 +1,63 @@
+//! Shows each job's progress on its image: the runtime's job events, written to `image_jobs`.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::status::JobState;
+use super::store::{JobRecord, PhotoStore};
+use crate::runtime::{JobEvent, JobObserver, JobOutcome};
+
+/// Records the photo jobs' events in the database.
+#[derive(Debug, Clone)]
+pub struct StatusRecorder {
+    store: PhotoStore,
+}
+
+impl StatusRecorder {
+    /// A recorder writing to `store`.
+    #[must_use]
+    pub fn new(store: PhotoStore) -> Self {
+        Self { store }
+    }
+}
+
+/// Every photo job's payload names its image.
+#[derive(Deserialize)]
+struct Envelope {
+    payload: Payload,
+}
+
+#[derive(Deserialize)]
+struct Payload {
+    image_id: Uuid,
+}
+
+impl JobObserver for StatusRecorder {
+    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        Box::pin(async move {
+            // A body that is not a photo job has no image to show it on.
+            let Ok(envelope) = serde_json::from_slice::<Envelope>(event.body) else {
+                return;
+            };
+            let (state, error) = match event.outcome {
+                JobOutcome::Started => (JobState::Running, None),
+                JobOutcome::Succeeded => (JobState::Done, None),
+                JobOutcome::Retrying { reason, .. } => (JobState::Retrying, Some(reason)),
+                JobOutcome::Failed { reason } => (JobState::Failed, Some(reason)),
+            };
+            let record = JobRecord {
+                image_id: envelope.payload.image_id,
+                kind: event.kind,
+                state,
+                attempt: event.attempt,
+                error,
+            };
+            if let Err(error) = self.store.record_job(record).await {
+                tracing::warn!(%error, kind = event.kind, "could not record the job's state");
+            }
+        })
+    }
+}

@@ -1,0 +1,38 @@
+//! Settings both photo binaries need: the database, the file storage, the image limits.
+
+use std::path::PathBuf;
+
+use super::imaging::UploadLimits;
+
+/// Where the photo app keeps its data.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PhotoSettings {
+    /// PostgreSQL URL of the app's database.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://photos:photos@localhost:5432/photos"
+    )]
+    pub database_url: String,
+    /// Connections in the database pool.
+    #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub database_max_connections: u32,
+    /// Directory of stored images, shared by the producer and the workers.
+    #[arg(long, env = "STORAGE_DIR", default_value = "./storage")]
+    pub storage_dir: PathBuf,
+    /// Largest image accepted, in pixels (width × height); larger ones are refused unread.
+    #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 50_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_image_pixels: u64,
+}
+
+impl PhotoSettings {
+    /// The decoding limits these settings imply.
+    #[must_use]
+    pub fn limits(&self) -> UploadLimits {
+        UploadLimits {
+            max_pixels: self.max_image_pixels,
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! The workers' side: what each handler records, and the race-free join that publishes
+//! `update_profile_url` exactly when both thumbnails and moderation are through.
+//!
+//! Every write is idempotent, because a job can be delivered twice. One-time effects (the
+//! profile job, the email) are guarded by a [`Claim`]: a row-locking transaction that is
+//! committed only after the effect happened, so a crash in between releases the claim
+//! and the redelivered job tries again.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use super::{PhotoStore, StoreError};
+use crate::photos::status::JobState;
+
+/// What a handler needs to know about an image.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ImageFacts {
+    /// Its owner.
+    pub user_id: String,
+    /// `jpeg`, `png`, `gif` or `webp`.
+    pub format: String,
+    /// Storage key of the original.
+    pub original_key: String,
+    /// `approved`, `rejected`, or not yet decided.
+    pub moderation: Option<String>,
+    /// When it was uploaded.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A one-time effect in progress: commit after the effect, or drop to release it.
+#[derive(Debug)]
+pub struct Claim {
+    tx: Transaction<'static, Postgres>,
+}
+
+impl Claim {
+    /// Makes the claim permanent: the effect happened.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A job state change to show.
+#[derive(Debug, Clone, Copy)]
+pub struct JobRecord<'a> {
+    /// The image.
+    pub image_id: Uuid,
+    /// The job's kind.
+    pub kind: &'a str,
+    /// Its new state.
+    pub state: JobState,
+    /// Its run.
+    pub attempt: u32,
+    /// Why it failed, if it did.
+    pub error: Option<&'a str>,
+}
+
+impl PhotoStore {
+    /// An image's facts; `None` if it does not exist (any more).
+    pub async fn image_facts(&self, image_id: Uuid) -> Result<Option<ImageFacts>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT user_id, format, original_key, moderation, created_at FROM images WHERE id = $1",
+        )
+        .bind(image_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Records the thumbnails' storage keys by size.
+    pub async fn save_thumbnails(
+        &self,
+        image_id: Uuid,
+        keys: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE images SET thumbnails = $2 WHERE id = $1")
+            .bind(image_id)
+            .bind(Json(keys))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records the moderation verdict; the first verdict stands.
+    pub async fn save_moderation(
+        &self,
+        image_id: Uuid,
+        approved: bool,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let verdict = if approved { "approved" } else { "rejected" };
+        sqlx::query(
+            "UPDATE images SET moderation = $2, moderation_reason = $3
+             WHERE id = $1 AND moderation IS NULL",
+        )
+        .bind(image_id)
+        .bind(verdict)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Claims publishing `update_profile_url` if thumbnails and an approval are both in and
+    /// nobody claimed it yet. Called by each side after committing its own result: the row
+    /// lock makes a concurrent claimant wait and then see the claim, so exactly one publishes.
+    pub async fn claim_profile_update(&self, image_id: Uuid) -> Result<Option<Claim>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE images SET profile_job_claimed = true
+             WHERE id = $1 AND thumbnails IS NOT NULL AND moderation = 'approved'
+               AND NOT profile_job_claimed",
+        )
+        .bind(image_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT INTO image_jobs (image_id, kind, state) VALUES ($1, 'update_profile_url', 'queued')
+             ON CONFLICT (image_id, kind) DO NOTHING",
+        )
+        .bind(image_id)
+        .execute(&mut *tx)
+        .await?;
+        Ok(Some(Claim { tx }))
+    }
+
+    /// Makes `image_id` the user's avatar if it is approved, has thumbnails and is not older
+    /// than the current avatar (profile jobs of two uploads may finish out of order).
+    pub async fn set_avatar(&self, user_id: &str, image_id: Uuid) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE users u SET avatar_image_id = i.id, updated_at = now()
+             FROM images i
+             WHERE u.id = $1 AND i.id = $2 AND i.user_id = u.id
+               AND i.moderation = 'approved' AND i.thumbnails IS NOT NULL
+               AND (u.avatar_image_id IS NULL OR u.avatar_image_id = i.id OR
+                    (SELECT created_at FROM images WHERE id = u.avatar_image_id) <= i.created_at)",
+        )
+        .bind(user_id)
+        .bind(image_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(updated > 0)
+    }
+
+    /// Claims sending the upload's confirmation email, unless it was sent already.
+    pub async fn claim_email(
+        &self,
+        image_id: Uuid,
+        recipient: &str,
+    ) -> Result<Option<Claim>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO sent_emails (image_id, recipient) VALUES ($1, $2)
+             ON CONFLICT (image_id) DO NOTHING",
+        )
+        .bind(image_id)
+        .bind(recipient)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        Ok((inserted > 0).then_some(Claim { tx }))
+    }
+
+    /// Shows a job's new state. A finished job stays finished: a late duplicate delivery's
+    /// start does not make it look running again.
+    pub async fn record_job(&self, record: JobRecord<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO image_jobs (image_id, kind, state, attempt, error) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (image_id, kind) DO UPDATE
+             SET state = EXCLUDED.state, attempt = EXCLUDED.attempt, error = EXCLUDED.error, updated_at = now()
+             WHERE image_jobs.state NOT IN ('done', 'failed') OR EXCLUDED.state IN ('done', 'failed')",
+        )
+        .bind(record.image_id)
+        .bind(record.kind)
+        .bind(record.state)
+        .bind(i32::try_from(record.attempt).unwrap_or(i32::MAX))
+        .bind(record.error)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,170 @@
+//! The producer's side: recording an upload and reading what the app shows.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{PhotoStore, StoreError};
+use crate::photos::status::{
+    ImageStatus, JobState, JobStatus, UserProfile, image_state, largest, thumbnail_urls,
+};
+use crate::photos::storage::public_url;
+
+/// An upload that passed its checks and is stored.
+#[derive(Debug, Clone)]
+pub struct NewUpload<'a> {
+    /// Its new id.
+    pub image_id: Uuid,
+    /// Its owner (created on first upload).
+    pub user_id: &'a str,
+    /// `jpeg`, `png`, `gif` or `webp`.
+    pub format: &'a str,
+    /// Pixels across.
+    pub width: u32,
+    /// Pixels down.
+    pub height: u32,
+    /// Bytes uploaded.
+    pub byte_size: usize,
+    /// Storage key of the original.
+    pub original_key: &'a str,
+    /// Storage key of the served copy.
+    pub public_original_key: &'a str,
+    /// The jobs about to be published for it.
+    pub kinds: &'a [&'a str],
+}
+
+/// Thumbnail storage keys by size, as the `thumbnails` column holds them.
+type StoredThumbnails = Json<BTreeMap<String, String>>;
+
+#[derive(sqlx::FromRow)]
+struct ImageRow {
+    user_id: String,
+    public_original_key: String,
+    thumbnails: Option<StoredThumbnails>,
+    moderation: Option<String>,
+    moderation_reason: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    kind: String,
+    state: JobState,
+    attempt: i32,
+    error: Option<String>,
+}
+
+fn db_int(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+impl PhotoStore {
+    /// Records the user (on first upload), the image, and its jobs as queued, in one transaction.
+    pub async fn record_upload(&self, upload: &NewUpload<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
+            .bind(upload.user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO images (id, user_id, format, width, height, byte_size, original_key, public_original_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(upload.image_id)
+        .bind(upload.user_id)
+        .bind(upload.format)
+        .bind(db_int(upload.width))
+        .bind(db_int(upload.height))
+        .bind(i64::try_from(upload.byte_size).unwrap_or(i64::MAX))
+        .bind(upload.original_key)
+        .bind(upload.public_original_key)
+        .execute(&mut *tx)
+        .await?;
+        for kind in upload.kinds {
+            sqlx::query("INSERT INTO image_jobs (image_id, kind, state) VALUES ($1, $2, 'queued')")
+                .bind(upload.image_id)
+                .bind(kind)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Removes an upload whose jobs could not be published (the client is told to retry).
+    pub async fn forget_upload(&self, image_id: Uuid) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM images WHERE id = $1")
+            .bind(image_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// What `GET /images/{id}` shows; `None` for an unknown image.
+    pub async fn image_status(&self, image_id: Uuid) -> Result<Option<ImageStatus>, StoreError> {
+        let Some(row) = sqlx::query_as::<_, ImageRow>(
+            "SELECT user_id, public_original_key, thumbnails, moderation, moderation_reason, created_at
+             FROM images WHERE id = $1",
+        )
+        .bind(image_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let jobs: BTreeMap<String, JobStatus> = sqlx::query_as::<_, JobRow>(
+            "SELECT kind, state, attempt, error FROM image_jobs WHERE image_id = $1",
+        )
+        .bind(image_id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|job| {
+            let status = JobStatus {
+                state: job.state,
+                attempt: u32::try_from(job.attempt).unwrap_or(0),
+                error: job.error,
+            };
+            (job.kind, status)
+        })
+        .collect();
+        let thumbnails = row
+            .thumbnails
+            .map(|t| thumbnail_urls(&t.0))
+            .unwrap_or_default();
+        let state = image_state(row.moderation.as_deref(), !thumbnails.is_empty(), &jobs);
+        Ok(Some(ImageStatus {
+            image_id,
+            user_id: row.user_id,
+            state,
+            jobs,
+            original_url: public_url(&row.public_original_key),
+            thumbnails,
+            rejection_reason: row
+                .moderation_reason
+                .filter(|_| row.moderation.as_deref() == Some("rejected")),
+            created_at: row.created_at,
+        }))
+    }
+
+    /// What `GET /users/{id}` shows; `None` for a user who never uploaded.
+    pub async fn user_profile(&self, user_id: &str) -> Result<Option<UserProfile>, StoreError> {
+        let row: Option<(Option<StoredThumbnails>,)> = sqlx::query_as(
+            "SELECT i.thumbnails FROM users u LEFT JOIN images i ON i.id = u.avatar_image_id
+             WHERE u.id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(thumbnails,)| {
+            let thumbnails = thumbnails.map(|t| thumbnail_urls(&t.0)).unwrap_or_default();
+            UserProfile {
+                user_id: user_id.to_owned(),
+                avatar_url: largest(&thumbnails),
+                thumbnails,
+            }
+        }))
+    }
+}

@@ -1,0 +1,55 @@
+//! A window on each job's life, for status pages and metrics: started, succeeded, retrying,
+//! failed. The runtime reports; a domain decides what to record.
+//!
+//! Events are reported after the broker has the outcome (the ack, or the parked copy), and
+//! an observer cannot fail a job: it logs its own errors. Delivery is at least once, so an
+//! observer may see a job start again after it succeeded.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use crate::job::JobId;
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobOutcome<'a> {
+    /// A run began.
+    Started,
+    /// The run succeeded and the job was acked.
+    Succeeded,
+    /// The run failed and the job waits `delay` for its next attempt.
+    Retrying {
+        /// How long it waits.
+        delay: Duration,
+        /// Why the run failed.
+        reason: &'a str,
+    },
+    /// The job is in its dead-letter queue: it failed permanently, ran out of attempts, or
+    /// could not be read.
+    Failed {
+        /// Why.
+        reason: &'a str,
+    },
+}
+
+/// One event in a job's life.
+#[derive(Debug, Clone, Copy)]
+pub struct JobEvent<'a> {
+    /// The queue's kind.
+    pub kind: &'a str,
+    /// The envelope's id, when the body could be read.
+    pub id: Option<JobId>,
+    /// The run this is about (0 for a job dead-lettered before it ran).
+    pub attempt: u32,
+    /// The whole message body (the envelope), for observers that need the payload.
+    pub body: &'a [u8],
+    /// What happened.
+    pub outcome: JobOutcome<'a>,
+}
+
+/// Receives every job's events.
+pub trait JobObserver: Send + Sync + 'static {
+    /// Records one event; errors are the observer's to log.
+    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+}

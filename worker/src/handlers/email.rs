@@ -1,0 +1,50 @@
+//! `send_email`: one confirmation mail per upload, however often the job is delivered.
+
+use std::sync::Arc;
+
+use lettre::Message;
+use lettre::message::header::ContentType;
+use shared::photos::EmailJob;
+use shared::{JobError, JobResult, ResultExt};
+
+use super::Pipeline;
+use crate::mailer::mailbox;
+
+pub async fn handle(pipeline: Arc<Pipeline>, job: EmailJob) -> JobResult {
+    let facts = pipeline.facts(job.image_id).await?;
+    let recipient = format!("{}@{}", facts.user_id, pipeline.user_email_domain);
+    let to = mailbox(&recipient).map_err(JobError::permanent)?;
+    let status_url = format!(
+        "{}/images/{}",
+        pipeline.public_base_url.trim_end_matches('/'),
+        job.image_id
+    );
+    let message = Message::builder()
+        .from(pipeline.mail_from.clone())
+        .to(to)
+        .subject("We received your new profile picture")
+        .header(ContentType::TEXT_PLAIN)
+        .body(format!(
+            "Hello {},\n\nwe received your picture and are preparing it.\nFollow its progress at {status_url}\n",
+            facts.user_id
+        ))
+        .or_permanent("building the message")?;
+    // The claim is committed after sending: a crash in between sends again on redelivery,
+    // a duplicate delivery after it sends nothing.
+    let Some(claim) = pipeline
+        .store
+        .claim_email(job.image_id, &recipient)
+        .await
+        .or_retry("claiming the email")?
+    else {
+        tracing::info!(image_id = %job.image_id, "confirmation already sent");
+        return Ok(());
+    };
+    pipeline
+        .mailer
+        .send(message)
+        .await
+        .or_retry("sending the email")?;
+    claim.commit().await.or_retry("recording the email")?;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The photo pipeline's handlers and what they share.
+//!
+//! Every handler is idempotent (delivery is at least once): files are overwritten with the
+//! same content, the first moderation verdict stands, and one-time effects (the profile job,
+//! the email) go through a database claim.
+
+mod email;
+mod join;
+mod moderation;
+mod profile;
+mod thumbnails;
+
+use std::sync::Arc;
+
+use lettre::message::Mailbox;
+use shared::photos::imaging::{ContentFilter, UploadLimits};
+use shared::photos::{
+    EmailJob, ImageFacts, LocalStorage, ModerationJob, PhotoStore, ProfileUrlJob, StatusRecorder,
+    ThumbnailJob,
+};
+use shared::{JobError, Publisher, Registry, ResultExt};
+use uuid::Uuid;
+
+use crate::mailer::Mailer;
+
+/// Everything the handlers use.
+pub struct Pipeline {
+    pub store: PhotoStore,
+    pub storage: LocalStorage,
+    /// Publishes `update_profile_url` when the join completes.
+    pub publisher: Publisher,
+    pub filter: Box<dyn ContentFilter>,
+    pub mailer: Mailer,
+    pub mail_from: Mailbox,
+    pub user_email_domain: String,
+    pub public_base_url: String,
+    pub thumbnail_sizes: Vec<u32>,
+    pub limits: UploadLimits,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("thumbnail_sizes", &self.thumbnail_sizes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// The image a job is about; gone (deleted, or never recorded) is permanent.
+    async fn facts(&self, image_id: Uuid) -> Result<ImageFacts, JobError> {
+        self.store
+            .image_facts(image_id)
+            .await
+            .or_retry("reading the image")?
+            .ok_or_else(|| JobError::permanent(format!("image {image_id} does not exist")))
+    }
+
+    /// The original upload's bytes.
+    async fn original(&self, facts: &ImageFacts) -> Result<Vec<u8>, JobError> {
+        use shared::photos::Storage;
+        self.storage
+            .get(&facts.original_key)
+            .await
+            .or_retry("reading the original")
+    }
+}
+
+/// Every photo kind with its handler, and the status recorder.
+#[must_use]
+pub fn registry(pipeline: Arc<Pipeline>) -> Registry {
+    let recorder = StatusRecorder::new(pipeline.store.clone());
+    let (thumbnails, moderation, email, profile) = (
+        Arc::clone(&pipeline),
+        Arc::clone(&pipeline),
+        Arc::clone(&pipeline),
+        pipeline,
+    );
+    Registry::new()
+        .register(move |job: ThumbnailJob, _| thumbnails::handle(Arc::clone(&thumbnails), job))
+        .register(move |job: ModerationJob, _| moderation::handle(Arc::clone(&moderation), job))
+        .register(move |job: EmailJob, _| email::handle(Arc::clone(&email), job))
+        .register(move |job: ProfileUrlJob, _| profile::handle(Arc::clone(&profile), job))
+        .observe(recorder)
+}

@@ -1,0 +1,39 @@
+//! `moderate_content`: the content filter's verdict; an approval may complete the join.
+
+use std::sync::Arc;
+
+use shared::photos::ModerationJob;
+use shared::photos::imaging::ModerationVerdict;
+use shared::{JobError, JobResult, ResultExt};
+
+use super::{Pipeline, join};
+
+pub async fn handle(pipeline: Arc<Pipeline>, job: ModerationJob) -> JobResult {
+    let facts = pipeline.facts(job.image_id).await?;
+    let original = pipeline.original(&facts).await?;
+    let checker = Arc::clone(&pipeline);
+    let verdict = tokio::task::spawn_blocking(move || checker.filter.check(&original))
+        .await
+        .or_retry("the moderation task")?
+        .map_err(|e| JobError::permanent(format!("moderating: {e}")))?;
+    let (approved, reason) = match &verdict {
+        ModerationVerdict::Approved => (true, None),
+        ModerationVerdict::Rejected { reason } => (false, Some(reason.as_str())),
+    };
+    pipeline
+        .store
+        .save_moderation(job.image_id, approved, reason)
+        .await
+        .or_retry("recording the verdict")?;
+    if !approved {
+        tracing::info!(image_id = %job.image_id, ?reason, "image rejected");
+        return Ok(());
+    }
+    join::complete(
+        &pipeline.store,
+        &pipeline.publisher,
+        job.image_id,
+        &facts.user_id,
+    )
+    .await
+}

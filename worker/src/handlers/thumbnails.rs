@@ -1,0 +1,47 @@
+//! `process_thumbnails`: square thumbnails of every configured size, off the async threads.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use shared::photos::Storage;
+use shared::photos::ThumbnailJob;
+use shared::photos::imaging::make_thumbnails;
+use shared::photos::storage::thumbnail_key;
+use shared::{JobError, JobResult, ResultExt};
+
+use super::{Pipeline, join};
+
+pub async fn handle(pipeline: Arc<Pipeline>, job: ThumbnailJob) -> JobResult {
+    let facts = pipeline.facts(job.image_id).await?;
+    let original = pipeline.original(&facts).await?;
+    let sizes = pipeline.thumbnail_sizes.clone();
+    let limits = pipeline.limits;
+    // Decoding and resizing are CPU work: keep them off the threads that run heartbeats.
+    let thumbnails =
+        tokio::task::spawn_blocking(move || make_thumbnails(&original, &sizes, &limits))
+            .await
+            .or_retry("the thumbnail task")?
+            .map_err(|e| JobError::permanent(format!("making thumbnails: {e}")))?;
+    let mut keys = BTreeMap::new();
+    for thumbnail in thumbnails {
+        let key = thumbnail_key(job.image_id, thumbnail.size);
+        pipeline
+            .storage
+            .put(&key, thumbnail.jpeg)
+            .await
+            .or_retry("storing a thumbnail")?;
+        keys.insert(thumbnail.size.to_string(), key);
+    }
+    pipeline
+        .store
+        .save_thumbnails(job.image_id, &keys)
+        .await
+        .or_retry("recording the thumbnails")?;
+    join::complete(
+        &pipeline.store,
+        &pipeline.publisher,
+        job.image_id,
+        &facts.user_id,
+    )
+    .await
+}
