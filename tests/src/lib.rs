@@ -1,10 +1,12 @@
 //! Real infrastructure for the integration tests and benchmarks: RabbitMQ from
-//! testcontainers, its management API, and condition waits.
+//! testcontainers, its management API, PostgreSQL, and condition waits.
 
 pub mod broker;
 pub mod management;
+pub mod postgres;
 pub mod wait;
 
 pub use broker::{Broker, Vhost};
 pub use management::{ClientConnection, Management, QueueStats};
+pub use postgres::Postgres;
 pub use wait::wait_until;

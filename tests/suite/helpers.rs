@@ -294,6 +294,16 @@ pub struct RunningWorker {
 
 impl RunningWorker {
     fn start(worker: Worker) -> Self {
+        Self::spawn(move || async move { worker })
+    }
+
+    /// Builds the worker with `make` inside the worker's own runtime (so its database and
+    /// broker connections belong to it) and runs it.
+    pub fn spawn<F, Fut>(make: F) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Worker>,
+    {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let (done_tx, done_rx) = oneshot::channel();
@@ -304,6 +314,7 @@ impl RunningWorker {
                 .build()
                 .expect("worker runtime");
             let result = runtime.block_on(async move {
+                let worker = make().await;
                 let shutdown = async move {
                     let _ = stop_rx.await;
                 };

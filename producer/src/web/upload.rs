@@ -143,9 +143,14 @@ async fn read_image(app: &AppState, request: Request) -> Result<Bytes, ApiError>
         let mut form = Multipart::from_request(request, &())
             .await
             .map_err(|e| ApiError::new(e.status(), e.body_text()))?;
-        while let Some(field) = form.next_field().await.map_err(multipart_error)? {
+        let limit = app.max_upload_bytes;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| multipart_error(e, limit))?
+        {
             if field.name() == Some("image") {
-                return field.bytes().await.map_err(multipart_error);
+                return field.bytes().await.map_err(|e| multipart_error(e, limit));
             }
         }
         Err(ApiError::bad_request("the form has no `image` field"))
@@ -161,20 +166,28 @@ async fn read_image(app: &AppState, request: Request) -> Result<Bytes, ApiError>
     }
 }
 
-fn multipart_error(error: MultipartError) -> ApiError {
-    ApiError::new(
-        error.status(),
-        format!("reading the form failed: {}", error.body_text()),
-    )
+fn multipart_error(error: MultipartError, limit: usize) -> ApiError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        too_large(limit)
+    } else {
+        ApiError::new(
+            error.status(),
+            format!("reading the form failed: {}", error.body_text()),
+        )
+    }
 }
 
 fn body_error(message: &str, limit: usize) -> ApiError {
     if message.contains("length limit") {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the upload is larger than the {limit}-byte limit"),
-        )
+        too_large(limit)
     } else {
         ApiError::bad_request(format!("reading the upload failed: {message}"))
     }
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the upload is larger than the {limit}-byte limit"),
+    )
 }

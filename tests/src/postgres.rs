@@ -1,0 +1,116 @@
+//! A real PostgreSQL for tests, started with testcontainers: one server per test process,
+//! a fresh database per test. The image comes from `POSTGRES_IMAGE` (default `postgres:15`).
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sqlx::Connection;
+use testcontainers::core::{ContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{GenericImage, ImageExt};
+
+use crate::wait::wait_until;
+
+/// The image tests run against unless `POSTGRES_IMAGE` says otherwise.
+pub const DEFAULT_IMAGE: &str = "postgres:15";
+
+/// A running PostgreSQL server.
+#[derive(Debug)]
+pub struct Postgres {
+    container_id: String,
+    port: u16,
+}
+
+static SHARED: OnceLock<Result<Postgres, String>> = OnceLock::new();
+
+impl Postgres {
+    /// The process-wide server, started on first use and removed when the process exits.
+    pub fn shared() -> &'static Postgres {
+        let server = SHARED.get_or_init(|| {
+            std::thread::spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                runtime.block_on(start())
+            })
+            .join()
+            .unwrap_or_else(|_| Err("the PostgreSQL start-up thread panicked".into()))
+        });
+        match server {
+            Ok(server) => server,
+            Err(error) => panic!("cannot start the shared PostgreSQL: {error}"),
+        }
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres:postgres@127.0.0.1:{}/{database}",
+            self.port
+        )
+    }
+
+    /// Creates a fresh database named after `label` and returns its URL.
+    pub async fn database(&self, label: &str) -> Result<String, String> {
+        let name = format!(
+            "{}_{}",
+            label.replace('-', "_"),
+            uuid::Uuid::new_v4().simple()
+        );
+        let admin = self.url("postgres");
+        // The server may still be finishing its first start: wait until it accepts us.
+        wait_until(
+            Duration::from_secs(60),
+            "PostgreSQL to accept connections",
+            || async { sqlx::PgConnection::connect(&admin).await.is_ok() },
+        )
+        .await?;
+        let mut connection = sqlx::PgConnection::connect(&admin)
+            .await
+            .map_err(|e| format!("connecting to PostgreSQL: {e}"))?;
+        let create = format!("CREATE DATABASE \"{name}\"");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut connection)
+            .await
+            .map_err(|e| format!("creating database {name}: {e}"))?;
+        Ok(self.url(&name))
+    }
+}
+
+async fn start() -> Result<Postgres, String> {
+    let image = std::env::var("POSTGRES_IMAGE").unwrap_or_else(|_| DEFAULT_IMAGE.to_owned());
+    let (name, tag) = image.rsplit_once(':').unwrap_or((image.as_str(), "latest"));
+    let container = GenericImage::new(name, tag)
+        .with_exposed_port(ContainerPort::Tcp(5432))
+        .with_wait_for(WaitFor::message_on_either_std(
+            "database system is ready to accept connections",
+        ))
+        .with_env_var("POSTGRES_PASSWORD", "postgres")
+        .with_label("jobs-tests", "postgres")
+        .with_startup_timeout(Duration::from_secs(120))
+        .start()
+        .await
+        .map_err(|e| format!("starting {image}: {e}"))?;
+    let port = container
+        .get_host_port_ipv4(ContainerPort::Tcp(5432))
+        .await
+        .map_err(|e| e.to_string())?;
+    let server = Postgres {
+        container_id: container.id().to_owned(),
+        port,
+    };
+    // Never dropped: removed at exit by `remove_shared_postgres`.
+    std::mem::forget(container);
+    Ok(server)
+}
+
+/// Removes the shared server when the test process exits (statics are never dropped).
+#[allow(unsafe_code)]
+#[dtor::dtor(unsafe)]
+fn remove_shared_postgres() {
+    if let Some(Ok(server)) = SHARED.get() {
+        let _ = std::process::Command::new("docker")
+            .args(["rm", "--force", "--volumes", &server.container_id])
+            .output();
+    }
+}

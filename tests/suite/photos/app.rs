@@ -1,0 +1,245 @@
+//! The photo app under test: the real producer (HTTP on a free port), real workers, and a
+//! fresh vhost, database and storage folder per test.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use shared::photos::{ImageState, ImageStatus, JobState, PhotoSettings};
+use shared::{AmqpSettings, Publisher, Topology, Worker, photos};
+use support::{Broker, Postgres, Vhost, wait_until};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::helpers::{PATIENCE, RunningWorker, fast_publishing};
+
+pub struct PhotoApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub vhost: Vhost,
+    pub amqp: AmqpSettings,
+    pub database_url: String,
+    pub pipeline: worker::PipelineSettings,
+    pub publisher: Publisher,
+    pub dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+/// Knobs a test may turn before the app starts.
+pub struct Options {
+    pub max_upload_bytes: u64,
+    pub blocklist: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            max_upload_bytes: 20 * 1024 * 1024,
+            blocklist: None,
+        }
+    }
+}
+
+pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
+    let vhost = Broker::shared().vhost(label).await.unwrap();
+    let database_url = Postgres::shared().database(label).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("{label}-{}", Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let blocklist_file = options.blocklist.map(|text| {
+        let path = dir.join("blocklist.txt");
+        std::fs::write(&path, text).unwrap();
+        path
+    });
+    let amqp = AmqpSettings::from_url(&vhost.amqp_url).unwrap();
+    let photos = PhotoSettings {
+        database_url: database_url.clone(),
+        database_max_connections: 5,
+        storage_dir: dir.join("storage"),
+        max_image_pixels: 50_000_000,
+    };
+    let pipeline = worker::PipelineSettings {
+        photos: photos.clone(),
+        thumbnail_sizes: vec![64, 256, 512],
+        blocklist_file,
+        blocklist_max_distance: 8,
+        smtp_url: None,
+        outbox_dir: dir.join("outbox"),
+        mail_from: "Photos <no-reply@photos.test>".into(),
+        user_email_domain: "users.test".into(),
+        public_base_url: "http://photos.test".into(),
+    };
+    let topology = Topology::new(photos::KINDS).unwrap();
+    let publisher = Publisher::connect(&amqp, fast_publishing(), topology, label)
+        .await
+        .unwrap();
+    let serve = producer::ServeSettings {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        max_upload_bytes: options.max_upload_bytes,
+        photos,
+    };
+    let state = producer::app_state(publisher.clone(), &serve)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind(serve.http_addr)
+        .await
+        .unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (shutdown, stop) = oneshot::channel::<()>();
+    tokio::spawn(producer::web::serve(listener, state, async move {
+        let _ = stop.await;
+    }));
+    PhotoApp {
+        base,
+        http: reqwest::Client::new(),
+        vhost,
+        amqp,
+        database_url,
+        pipeline,
+        publisher,
+        dir,
+        shutdown: Some(shutdown),
+    }
+}
+
+impl PhotoApp {
+    /// A photo worker, as `worker` runs it, in a runtime of its own.
+    pub fn start_worker(&self) -> RunningWorker {
+        let (amqp, pipeline) = (self.amqp.clone(), self.pipeline.clone());
+        let settings = shared::WorkerSettings {
+            name: format!("{}-worker", self.vhost.name),
+            ..shared::WorkerSettings::default()
+        };
+        RunningWorker::spawn(move || async move {
+            let handlers = worker::pipeline(&pipeline, &amqp, fast_publishing())
+                .await
+                .unwrap();
+            let registry = worker::registry(Arc::new(handlers));
+            Worker::new(amqp, settings, fast_publishing(), registry).unwrap()
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Uploads `bytes` as the `image` field of a form, with a client file name.
+    pub async fn upload_form(
+        &self,
+        user: &str,
+        bytes: Vec<u8>,
+        file_name: &str,
+    ) -> reqwest::Response {
+        let part = reqwest::multipart::Part::bytes(bytes).file_name(file_name.to_owned());
+        let form = reqwest::multipart::Form::new().part("image", part);
+        self.http
+            .post(self.url(&format!("/users/{user}/avatar")))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads `bytes` as the raw body with `content_type`.
+    pub async fn upload_raw(
+        &self,
+        user: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.url(&format!("/users/{user}/avatar")))
+            .header("content-type", content_type)
+            .body(bytes)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads and expects 202; returns the image id.
+    pub async fn accepted_upload(&self, user: &str, bytes: Vec<u8>) -> Uuid {
+        self.accepted_upload_named(user, bytes, "me.jpg").await
+    }
+
+    /// Uploads with a client file name and expects 202; returns the image id.
+    pub async fn accepted_upload_named(&self, user: &str, bytes: Vec<u8>, file_name: &str) -> Uuid {
+        let response = self.upload_form(user, bytes, file_name).await;
+        assert_eq!(response.status(), 202, "{:?}", response.text().await);
+        let location = response.headers()["location"].to_str().unwrap().to_owned();
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["status_url"], location.as_str());
+        body["image_id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn image(&self, image_id: Uuid) -> ImageStatus {
+        let response = self
+            .http
+            .get(self.url(&format!("/images/{image_id}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Waits until the image reaches `state` and its email job is done.
+    pub async fn wait_for(&self, image_id: Uuid, state: ImageState) -> ImageStatus {
+        let what = format!("image {image_id} to be {state:?} with its mail sent");
+        let waited = wait_until(PATIENCE, &what, || async {
+            let status = self.image(image_id).await;
+            status.state == state
+                && status
+                    .jobs
+                    .get("send_email")
+                    .is_some_and(|j| j.state == JobState::Done)
+        })
+        .await;
+        let status = self.image(image_id).await;
+        if let Err(error) = waited {
+            panic!("{error}; last status: {status:#?}");
+        }
+        status
+    }
+
+    pub async fn user(&self, user: &str) -> serde_json::Value {
+        let response = self
+            .http
+            .get(self.url(&format!("/users/{user}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    pub async fn get_bytes(&self, path: &str) -> Vec<u8> {
+        let response = self.http.get(self.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.bytes().await.unwrap().to_vec()
+    }
+
+    /// The mails in the outbox.
+    pub fn outbox(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(&self.pipeline.outbox_dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+            .map(|e| std::fs::read_to_string(e.path()).unwrap())
+            .collect()
+    }
+
+    /// The app still answers.
+    pub async fn assert_alive(&self) {
+        let response = self.http.get(self.url("/healthz")).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+impl Drop for PhotoApp {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

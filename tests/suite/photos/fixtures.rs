@@ -1,0 +1,77 @@
+//! Test images made in code: photos with distinct content, EXIF location data, bombs, fakes.
+
+use std::io::Cursor;
+
+use image::{ImageFormat, Rgb, RgbImage};
+use img_parts::ImageEXIF;
+use img_parts::jpeg::Jpeg;
+
+/// A colourful picture; different seeds give perceptually different pictures.
+pub fn photo(width: u32, height: u32, seed: u32) -> RgbImage {
+    RgbImage::from_fn(width, height, |x, y| {
+        let (fx, fy) = (x * 255 / width.max(1), y * 255 / height.max(1));
+        let band = ((x / 40 + y / 30 + seed) % 4) as u8;
+        let disc = {
+            let (cx, cy) = (
+                (seed * 97 % width.max(1)) as i64,
+                (seed * 53 % height.max(1)) as i64,
+            );
+            let (dx, dy) = (i64::from(x) - cx, i64::from(y) - cy);
+            dx * dx + dy * dy < i64::from(width.min(height) / 3).pow(2)
+        };
+        match (disc, seed % 3) {
+            (true, 0) => Rgb([250, 30, 30]),
+            (true, 1) => Rgb([20, 200, 40]),
+            (true, _) => Rgb([30, 40, 220]),
+            (false, _) => Rgb([fx as u8, fy as u8, band * 60]),
+        }
+    })
+}
+
+fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
+    let mut bytes = Cursor::new(Vec::new());
+    image.write_to(&mut bytes, format).unwrap();
+    bytes.into_inner()
+}
+
+pub fn jpeg(image: &RgbImage) -> Vec<u8> {
+    encode(image, ImageFormat::Jpeg)
+}
+
+pub fn png(image: &RgbImage) -> Vec<u8> {
+    encode(image, ImageFormat::Png)
+}
+
+/// `jpeg` with an EXIF segment holding a GPS position, as phone photos have.
+pub fn with_gps_exif(jpeg: &[u8]) -> Vec<u8> {
+    // TIFF header (little endian), IFD0 with one entry: the GPS IFD pointer (0x8825) to a GPS
+    // IFD holding GPSLatitudeRef = "N".
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    tiff.extend([1, 0, 0x25, 0x88, 4, 0, 1, 0, 0, 0, 26, 0, 0, 0, 0, 0, 0, 0]);
+    tiff.extend([
+        1, 0, 1, 0, 2, 0, 2, 0, 0, 0, b'N', 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ]);
+    let mut image = Jpeg::from_bytes(jpeg.to_vec().into()).unwrap();
+    image.set_exif(Some(tiff.into()));
+    let mut out = Vec::new();
+    image.encoder().write_to(&mut out).unwrap();
+    out
+}
+
+/// A valid PNG whose header claims 100,000 × 100,000 pixels: a decompression bomb.
+pub fn png_bomb() -> Vec<u8> {
+    let mut bytes = png(&RgbImage::new(1, 1));
+    // IHDR data starts after the 8-byte signature, 4-byte length and 4-byte type.
+    bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+    bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+    let crc = crc32fast::hash(&bytes[12..29]);
+    bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+    bytes
+}
+
+/// The start of a BMP file: an image format we do not take.
+pub fn bmp() -> Vec<u8> {
+    let mut bytes = b"BM".to_vec();
+    bytes.resize(64, 0);
+    bytes
+}

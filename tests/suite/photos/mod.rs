@@ -1,0 +1,6 @@
+//! The photo pipeline end to end, through the real HTTP API, RabbitMQ and PostgreSQL.
+
+mod app;
+mod bad_uploads;
+mod fixtures;
+mod pipeline;
