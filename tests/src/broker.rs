@@ -29,8 +29,9 @@ pub struct Broker {
     _container: Option<ContainerAsync<GenericImage>>,
 }
 
-/// A vhost of its own on a broker.
-#[derive(Debug, Clone)]
+/// A vhost of its own on a broker, deleted (queues and all) when dropped, so that a long
+/// test run does not pile hundreds of quorum queues onto the shared broker.
+#[derive(Debug)]
 pub struct Vhost {
     /// The vhost's name.
     pub name: String,
@@ -38,6 +39,20 @@ pub struct Vhost {
     pub amqp_url: String,
     /// The broker's management API.
     pub management: Management,
+}
+
+impl Drop for Vhost {
+    fn drop(&mut self) {
+        let (management, name) = (self.management.clone(), self.name.clone());
+        // Drop cannot await, and the test's runtime may be ending: delete from a thread.
+        let deleting = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            if let Ok(runtime) = runtime {
+                let _ = runtime.block_on(management.delete_vhost(&name));
+            }
+        });
+        let _ = deleting.join();
+    }
 }
 
 static SHARED: OnceLock<Result<Broker, String>> = OnceLock::new();

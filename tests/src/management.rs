@@ -171,6 +171,12 @@ impl Management {
         .await
     }
 
+    /// Deletes `vhost` with everything in it.
+    pub async fn delete_vhost(&self, vhost: &str) -> Result<(), String> {
+        self.send(reqwest::Method::DELETE, &format!("vhosts/{}", encode(vhost)), None)
+            .await
+    }
+
     /// A queue's counters.
     pub async fn queue(&self, vhost: &str, queue: &str) -> Result<QueueStats, String> {
         self.get_json(&format!("queues/{}/{}", encode(vhost), encode(queue)))
