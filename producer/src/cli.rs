@@ -22,6 +22,9 @@ pub struct Cli {
 pub enum Command {
     /// Serve the web app: uploads, status, profiles, media.
     Serve(ServeSettings),
+    /// Print a RabbitMQ definitions file (topology, users, least-privilege permissions) for
+    /// the broker to import at boot; then run the apps with `TOPOLOGY=verify`.
+    BrokerDefinitions(DefinitionsSettings),
     /// Publish jobs of one kind and print their ids, one per line.
     Publish {
         /// The job kind, e.g. `process_thumbnails`.
@@ -33,6 +36,32 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         count: u32,
     },
+}
+
+/// Who may use the broker, for `broker-definitions`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DefinitionsSettings {
+    /// Write here instead of to standard output.
+    #[arg(long)]
+    pub output: Option<std::path::PathBuf>,
+    /// The vhost the app uses.
+    #[arg(long, env = "RABBITMQ_VHOST", default_value = "/")]
+    pub vhost: String,
+    /// The administrator (management UI).
+    #[arg(long, env = "RABBITMQ_ADMIN_USER", default_value = "admin")]
+    pub admin_user: String,
+    #[arg(long, env = "RABBITMQ_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: String,
+    /// The producer's user: may only publish to `jobs`.
+    #[arg(long, env = "RABBITMQ_PRODUCER_USER", default_value = "producer")]
+    pub producer_user: String,
+    #[arg(long, env = "RABBITMQ_PRODUCER_PASSWORD", hide_env_values = true)]
+    pub producer_password: String,
+    /// The workers' user: may read the work queues and publish retries and dead letters.
+    #[arg(long, env = "RABBITMQ_WORKER_USER", default_value = "worker")]
+    pub worker_user: String,
+    #[arg(long, env = "RABBITMQ_WORKER_PASSWORD", hide_env_values = true)]
+    pub worker_password: String,
 }
 
 /// The web app's settings.

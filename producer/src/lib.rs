@@ -2,10 +2,11 @@
 //! never waits for a handler, only for the broker's confirm.
 
 mod cli;
+mod definitions;
 mod publish;
 pub mod web;
 
-pub use cli::{Cli, Command, ServeSettings};
+pub use cli::{Cli, Command, DefinitionsSettings, ServeSettings};
 pub use publish::publish_by_kind;
 
 use std::future::Future;
@@ -13,31 +14,37 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use shared::photos::{self, LocalStorage, PhotoStore};
-use shared::{AmqpSettings, Publisher, PublisherSettings, Topology};
+use shared::{AmqpSettings, Publisher, PublisherSettings};
 
 /// Runs the command line until done, or (for `serve`) until `shutdown` resolves.
 pub async fn run(
     cli: Cli,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let publisher = connect(&cli.amqp, cli.publishing).await?;
-    let result = match cli.command {
-        Command::Serve(settings) => serve(publisher.clone(), settings, shutdown).await,
+    let publish = match cli.command {
+        Command::BrokerDefinitions(settings) => return definitions::write(&settings),
+        Command::Serve(settings) => Err(settings),
         Command::Publish {
             kind,
             payload,
             count,
-        } => {
-            let ids = publish_by_kind(&publisher, &kind, &payload, count).await;
-            ids.and_then(|ids| publish::print_ids(&ids))
-        }
+        } => Ok((kind, payload, count)),
+    };
+    let publisher = connect(&cli.amqp, cli.publishing).await?;
+    let result = match publish {
+        Err(settings) => serve(publisher.clone(), settings, shutdown).await,
+        Ok((kind, payload, count)) => publish_by_kind(&publisher, &kind, &payload, count)
+            .await
+            .and_then(|ids| publish::print_ids(&ids)),
     };
     publisher.close().await;
     result
 }
 
 async fn connect(amqp: &AmqpSettings, settings: PublisherSettings) -> anyhow::Result<Publisher> {
-    let topology = Topology::new(photos::KINDS).context("building the topology")?;
+    let topology = amqp
+        .topology(photos::KINDS)
+        .context("building the topology")?;
     Publisher::connect(amqp, settings, topology, "producer")
         .await
         .with_context(|| format!("connecting to RabbitMQ at {}", amqp.redacted()))

@@ -8,6 +8,8 @@ use std::time::Duration;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
+use crate::topology::{Topology, TopologyError, TopologyMode};
+
 /// How to reach RabbitMQ.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AmqpSettings {
@@ -28,6 +30,10 @@ pub struct AmqpSettings {
     #[arg(long = "amqp-connect-timeout", env = "AMQP_CONNECT_TIMEOUT", default_value = "5s",
           value_parser = parse_duration)]
     pub connect_timeout: Duration,
+    /// `declare` the exchanges and queues, or only `verify` they exist (for users without
+    /// the `configure` permission, on a broker set up from `producer broker-definitions`).
+    #[arg(long = "topology", env = "TOPOLOGY", value_enum, default_value_t = TopologyMode::Declare)]
+    pub topology: TopologyMode,
 }
 
 impl AmqpSettings {
@@ -37,7 +43,17 @@ impl AmqpSettings {
             url: parse_amqp_url(url)?,
             heartbeat_secs: 10,
             connect_timeout: Duration::from_secs(5),
+            topology: TopologyMode::Declare,
         })
+    }
+
+    /// The topology of `kinds`, declared or verified as these settings say.
+    pub fn topology<I, S>(&self, kinds: I) -> Result<Topology, TopologyError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Ok(Topology::new(kinds)?.with_mode(self.topology))
     }
 
     /// The URL with heartbeat and connection timeout written into its query.

@@ -7,6 +7,7 @@
 mod backoff;
 mod cli;
 mod connection;
+mod definitions;
 mod envelope;
 mod headers;
 mod job;
@@ -21,6 +22,7 @@ pub mod photos;
 
 pub use cli::parse_args;
 pub use connection::{AmqpSettings, parse_duration};
+pub use definitions::{BrokerUser, Role, broker_definitions, password_hash};
 pub use envelope::{CONTENT_TYPE, EncodedJob};
 pub use headers::{DELIVERY_COUNT, JOB_ATTEMPTS, JOB_ERROR, header_str, header_u32};
 pub use job::{Job, JobId, is_valid_kind};
@@ -33,8 +35,8 @@ pub use runtime::{
 pub use shutdown::shutdown_signal;
 pub use telemetry::init_tracing;
 pub use topology::{
-    DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, EXCHANGE, Topology, TopologyError, dead_letter_queue,
-    work_queue,
+    DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, EXCHANGE, Topology, TopologyDescription, TopologyError,
+    TopologyMode, dead_letter_queue, work_queue,
 };
 
 /// Re-exported so users name the same lapin types the library uses.

@@ -65,10 +65,22 @@ impl TopologyError {
     }
 }
 
+/// Whether a process creates the topology or only checks that it exists.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum TopologyMode {
+    /// Declare exchanges, queues and bindings (needs `configure` permission).
+    #[default]
+    Declare,
+    /// Check passively that exchanges and queues exist: for least-privilege users, when the
+    /// topology was set up by an administrator (e.g. from `producer broker-definitions`).
+    Verify,
+}
+
 /// The set of kinds whose queues a process declares.
 #[derive(Debug, Clone)]
 pub struct Topology {
     kinds: Vec<String>,
+    mode: TopologyMode,
 }
 
 impl Topology {
@@ -84,7 +96,17 @@ impl Topology {
         }
         kinds.sort();
         kinds.dedup();
-        Ok(Self { kinds })
+        Ok(Self {
+            kinds,
+            mode: TopologyMode::Declare,
+        })
+    }
+
+    /// The same kinds, declared or only verified.
+    #[must_use]
+    pub fn with_mode(mut self, mode: TopologyMode) -> Self {
+        self.mode = mode;
+        self
     }
 
     /// The kinds, sorted.
@@ -93,36 +115,80 @@ impl Topology {
         &self.kinds
     }
 
-    /// Declares exchanges, queues and bindings; a no-op when they already exist as declared.
-    #[tracing::instrument(skip_all, fields(kinds = self.kinds.len()))]
+    /// Declares exchanges, queues and bindings (a no-op when they already exist as declared),
+    /// or in [`TopologyMode::Verify`] checks that the exchanges and queues exist.
+    #[tracing::instrument(skip_all, fields(kinds = self.kinds.len(), mode = ?self.mode))]
     pub async fn declare(&self, channel: &Channel) -> Result<(), TopologyError> {
-        declare_exchange(channel, EXCHANGE, ExchangeKind::Direct).await?;
-        declare_exchange(channel, DEAD_LETTER_EXCHANGE, ExchangeKind::Direct).await?;
+        let description = self.describe();
+        let passive = self.mode == TopologyMode::Verify;
+        for (name, kind) in &description.exchanges {
+            declare_exchange(channel, name, kind, passive).await?;
+        }
+        for (name, args) in &description.queues {
+            let args = if passive {
+                FieldTable::default()
+            } else {
+                args.clone()
+            };
+            declare_queue(channel, name, args, passive).await?;
+        }
+        if !passive {
+            for (exchange, queue, key) in &description.bindings {
+                bind(channel, queue, exchange, key).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The exchanges, queues and bindings as data: what [`Topology::declare`] creates, and
+    /// what a broker definitions file lists.
+    #[must_use]
+    pub fn describe(&self) -> TopologyDescription {
+        let mut description = TopologyDescription::default();
+        description.exchanges.push((EXCHANGE.to_owned(), "direct"));
+        description
+            .exchanges
+            .push((DEAD_LETTER_EXCHANGE.to_owned(), "direct"));
         for tier in WaitTier::all() {
             let name = tier.queue_name();
-            declare_exchange(channel, &name, ExchangeKind::Fanout).await?;
             let ttl = i32::try_from(tier.delay().as_millis()).unwrap_or(i32::MAX);
             let mut args = dead_lettering_args(EXCHANGE);
             args.insert("x-message-ttl".into(), AMQPValue::LongInt(ttl));
-            declare_queue(channel, &name, args).await?;
-            bind(channel, &name, &name, "").await?;
+            description.exchanges.push((name.clone(), "fanout"));
+            description.queues.push((name.clone(), args));
+            description
+                .bindings
+                .push((name.clone(), name, String::new()));
         }
         for kind in &self.kinds {
-            let queue = work_queue(kind);
+            let (queue, dlq) = (work_queue(kind), dead_letter_queue(kind));
             let mut args = dead_lettering_args(DEAD_LETTER_EXCHANGE);
             args.insert(
                 "x-delivery-limit".into(),
                 AMQPValue::LongInt(DELIVERY_LIMIT),
             );
-            declare_queue(channel, &queue, args).await?;
-            bind(channel, &queue, EXCHANGE, kind).await?;
-
-            let dlq = dead_letter_queue(kind);
-            declare_queue(channel, &dlq, quorum_args()).await?;
-            bind(channel, &dlq, DEAD_LETTER_EXCHANGE, kind).await?;
+            description.queues.push((queue.clone(), args));
+            description.queues.push((dlq.clone(), quorum_args()));
+            description
+                .bindings
+                .push((EXCHANGE.to_owned(), queue, kind.clone()));
+            description
+                .bindings
+                .push((DEAD_LETTER_EXCHANGE.to_owned(), dlq, kind.clone()));
         }
-        Ok(())
+        description
     }
+}
+
+/// The topology as data.
+#[derive(Debug, Clone, Default)]
+pub struct TopologyDescription {
+    /// (name, `direct` or `fanout`), all durable.
+    pub exchanges: Vec<(String, &'static str)>,
+    /// (name, arguments), all durable.
+    pub queues: Vec<(String, FieldTable)>,
+    /// (exchange, queue, routing key).
+    pub bindings: Vec<(String, String, String)>,
 }
 
 fn quorum_args() -> FieldTable {
@@ -152,14 +218,29 @@ fn declare_error(what: String) -> impl FnOnce(lapin::Error) -> TopologyError {
     move |source| TopologyError::Declare { what, source }
 }
 
+fn setup_hint(passive: bool) -> &'static str {
+    if passive {
+        " (verifying only: was the topology set up, e.g. from `producer broker-definitions`?)"
+    } else {
+        ""
+    }
+}
+
 async fn declare_exchange(
     channel: &Channel,
     name: &str,
-    kind: ExchangeKind,
+    kind: &str,
+    passive: bool,
 ) -> Result<(), TopologyError> {
     let options = ExchangeDeclareOptions {
         durable: true,
+        passive,
         ..ExchangeDeclareOptions::default()
+    };
+    let kind = if kind == "fanout" {
+        ExchangeKind::Fanout
+    } else {
+        ExchangeKind::Direct
     };
     channel
         .exchange_declare(
@@ -169,23 +250,31 @@ async fn declare_exchange(
             FieldTable::default(),
         )
         .await
-        .map_err(declare_error(format!("exchange {name}")))
+        .map_err(declare_error(format!(
+            "exchange {name}{}",
+            setup_hint(passive)
+        )))
 }
 
 async fn declare_queue(
     channel: &Channel,
     name: &str,
     args: FieldTable,
+    passive: bool,
 ) -> Result<(), TopologyError> {
     let options = QueueDeclareOptions {
         durable: true,
+        passive,
         ..QueueDeclareOptions::default()
     };
     channel
         .queue_declare(name.into(), options, args)
         .await
         .map(drop)
-        .map_err(declare_error(format!("queue {name}")))
+        .map_err(declare_error(format!(
+            "queue {name}{}",
+            setup_hint(passive)
+        )))
 }
 
 async fn bind(

@@ -46,7 +46,9 @@ impl Drop for Vhost {
         let (management, name) = (self.management.clone(), self.name.clone());
         // Drop cannot await, and the test's runtime may be ending: delete from a thread.
         let deleting = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
             if let Ok(runtime) = runtime {
                 let _ = runtime.block_on(management.delete_vhost(&name));
             }

@@ -2,6 +2,7 @@
 //! testcontainers, its management API, PostgreSQL, and condition waits.
 
 pub mod broker;
+pub mod images;
 pub mod management;
 pub mod postgres;
 pub mod wait;

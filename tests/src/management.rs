@@ -171,10 +171,25 @@ impl Management {
         .await
     }
 
+    /// Imports a definitions document (users, permissions, topology), as an administrator
+    /// would, or as the broker does at boot from `load_definitions`.
+    pub async fn import_definitions(&self, definitions: &serde_json::Value) -> Result<(), String> {
+        self.send(
+            reqwest::Method::POST,
+            "definitions",
+            Some(definitions.clone()),
+        )
+        .await
+    }
+
     /// Deletes `vhost` with everything in it.
     pub async fn delete_vhost(&self, vhost: &str) -> Result<(), String> {
-        self.send(reqwest::Method::DELETE, &format!("vhosts/{}", encode(vhost)), None)
-            .await
+        self.send(
+            reqwest::Method::DELETE,
+            &format!("vhosts/{}", encode(vhost)),
+            None,
+        )
+        .await
     }
 
     /// A queue's counters.

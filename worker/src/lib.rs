@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use shared::photos::imaging::{ContentFilter, HashBlocklist};
 use shared::photos::{self, LocalStorage, PhotoStore};
-use shared::{AmqpSettings, Publisher, PublisherSettings, Topology, Worker};
+use shared::{AmqpSettings, Publisher, PublisherSettings, Worker};
 
 /// Runs the worker until `shutdown` resolves, then drains.
 pub async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -50,7 +50,9 @@ pub async fn pipeline(
         ),
         None => Box::new(HashBlocklist::empty()),
     };
-    let topology = Topology::new(photos::KINDS).context("building the topology")?;
+    let topology = amqp
+        .topology(photos::KINDS)
+        .context("building the topology")?;
     let publisher = Publisher::new(amqp, publishing, topology, "worker handlers")
         .context("setting up the handlers' publisher")?;
     Ok(Pipeline {

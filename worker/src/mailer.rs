@@ -19,7 +19,8 @@ impl Mailer {
     /// SMTP if `smtp_url` is given, else the outbox folder (created if missing).
     pub fn new(smtp_url: Option<&str>, outbox: &Path) -> anyhow::Result<Self> {
         use anyhow::Context;
-        match smtp_url {
+        // An empty SMTP_URL (compose's `${SMTP_URL:-}`) means none.
+        match smtp_url.filter(|url| !url.trim().is_empty()) {
             Some(url) => Ok(Self::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
                     .context("SMTP_URL is not a valid smtp:// or smtps:// URL")?

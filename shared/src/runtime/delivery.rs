@@ -192,7 +192,7 @@ impl Dispatcher {
     async fn settle(&self, kind: &str, delivery: &Delivery, verdict: &Verdict) -> bool {
         let (exchange, attempts, reason) = match verdict {
             Verdict::Done => {
-                tracing::debug!("done");
+                tracing::info!("done");
                 ack(delivery).await;
                 return true;
             }

@@ -28,7 +28,7 @@ pub use self::settings::{HumanDuration, KindSetting, WorkerSettings};
 use crate::backoff::Backoff;
 use crate::connection::AmqpSettings;
 use crate::publisher::{PublishError, Publisher, PublisherSettings};
-use crate::topology::{Topology, TopologyError};
+use crate::topology::TopologyError;
 
 /// A worker that cannot start or must stop.
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +94,7 @@ impl Worker {
     /// Runs until `shutdown` resolves, then drains: consumers are cancelled, running jobs get
     /// the shutdown deadline to finish and ack, and whatever is left is redelivered.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), WorkerError> {
-        let topology = Topology::new(self.registry.kinds())?;
+        let topology = self.amqp.topology(self.registry.kinds())?;
         let publisher = Publisher::new(
             &self.amqp,
             self.publishing,

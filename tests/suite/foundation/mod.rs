@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod handling;
+mod permissions;
 mod publishing;
 mod recovery;
 mod retries;

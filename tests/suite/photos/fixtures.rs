@@ -1,37 +1,13 @@
 //! Test images made in code: photos with distinct content, EXIF location data, bombs, fakes.
 
-use std::io::Cursor;
-
-use image::{ImageFormat, Rgb, RgbImage};
+use image::{ImageFormat, RgbImage};
 use img_parts::ImageEXIF;
 use img_parts::jpeg::Jpeg;
 
-/// A colourful picture; different seeds give perceptually different pictures.
-pub fn photo(width: u32, height: u32, seed: u32) -> RgbImage {
-    RgbImage::from_fn(width, height, |x, y| {
-        let (fx, fy) = (x * 255 / width.max(1), y * 255 / height.max(1));
-        let band = ((x / 40 + y / 30 + seed) % 4) as u8;
-        let disc = {
-            let (cx, cy) = (
-                (seed * 97 % width.max(1)) as i64,
-                (seed * 53 % height.max(1)) as i64,
-            );
-            let (dx, dy) = (i64::from(x) - cx, i64::from(y) - cy);
-            dx * dx + dy * dy < i64::from(width.min(height) / 3).pow(2)
-        };
-        match (disc, seed % 3) {
-            (true, 0) => Rgb([250, 30, 30]),
-            (true, 1) => Rgb([20, 200, 40]),
-            (true, _) => Rgb([30, 40, 220]),
-            (false, _) => Rgb([fx as u8, fy as u8, band * 60]),
-        }
-    })
-}
+pub use support::images::photo;
 
 fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
-    let mut bytes = Cursor::new(Vec::new());
-    image.write_to(&mut bytes, format).unwrap();
-    bytes.into_inner()
+    support::images::encode(image, format).unwrap()
 }
 
 pub fn jpeg(image: &RgbImage) -> Vec<u8> {

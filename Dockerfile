@@ -1,0 +1,37 @@
+# One image with both binaries: `producer` (the web app) and `worker`.
+# Builds with the classic builder and with BuildKit (no BuildKit-only syntax).
+
+FROM rust:1.95-slim-bookworm AS build
+WORKDIR /src
+# No debug info in the shipped binaries: smaller image, faster build.
+ENV CARGO_PROFILE_RELEASE_DEBUG=false
+
+# Dependencies first, in a layer of their own: only the manifests and empty crates, so
+# editing the code does not rebuild them.
+COPY Cargo.toml Cargo.lock ./
+COPY shared/Cargo.toml shared/
+COPY producer/Cargo.toml producer/
+COPY worker/Cargo.toml worker/
+COPY tests/Cargo.toml tests/
+RUN mkdir -p shared/src producer/src worker/src tests/src tests/suite tests/e2e \
+ && touch shared/src/lib.rs producer/src/lib.rs worker/src/lib.rs tests/src/lib.rs \
+ && for main in producer/src worker/src tests/suite tests/e2e; do echo 'fn main() {}' > $main/main.rs; done \
+ && cargo build --release --locked -p producer -p worker
+
+# Then the code. Cargo compares modification times, so make ours newer than the stubs.
+COPY shared shared
+COPY producer producer
+COPY worker worker
+RUN find shared producer worker -name '*.rs' -exec touch {} + \
+ && cargo build --release --locked -p producer -p worker
+
+FROM debian:bookworm-slim
+RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home app \
+ && mkdir -p /data/storage /data/outbox /definitions \
+ && chown -R app:app /data /definitions
+COPY --from=build /src/target/release/producer /src/target/release/worker /usr/local/bin/
+USER app
+WORKDIR /data
+ENV STORAGE_DIR=/data/storage OUTBOX_DIR=/data/outbox RUST_LOG=info
+EXPOSE 8080
+CMD ["producer", "serve"]
