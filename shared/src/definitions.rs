@@ -165,7 +165,7 @@ mod tests {
             .chain_update(&bytes[..4])
             .chain_update(b"secret")
             .finalize();
-        assert_eq!(&bytes[4..], expected.as_slice());
+        assert_eq!(bytes[4..], expected[..]);
         assert_ne!(password_hash("secret"), hash, "salted hashes differ");
     }
 
