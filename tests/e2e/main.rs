@@ -2,7 +2,7 @@
 //! up with three workers, uploads through the published port, kills a worker mid-flight,
 //! stops all workers while uploads keep coming, and prints a summary table.
 //!
-//! Run by `.ci/run`: `cargo run --release -p integration-tests --bin compose-e2e`.
+//! Run by `.ci/run`: `cargo run -p integration-tests --bin compose-e2e`.
 
 // A failed check ends the run with its message; that is the point of this program.
 #![allow(clippy::print_stdout)]
@@ -124,12 +124,14 @@ async fn run(rows: &mut Vec<Row>) -> Result<(), String> {
 
 async fn start_stack() -> Result<(Stack, String), String> {
     let (http_port, ui_port) = (free_port()?, free_port()?);
-    let banned = jpeg_photo(800, 800, BANNED_SEED).map_err(|e| e.to_string())?;
+    let banned = picture(BANNED_SEED)?;
     let fingerprint =
         Fingerprint::of_image(&banned, &UploadLimits::default()).map_err(|e| e.to_string())?;
     let blocklist = std::env::temp_dir().join(format!("e2e-blocklist-{}.txt", std::process::id()));
     std::fs::write(&blocklist, format!("{fingerprint}\n")).map_err(|e| e.to_string())?;
     let env = vec![
+        // The replica check reads the workers' per-job log lines.
+        ("RUST_LOG".to_owned(), "info".to_owned()),
         ("HTTP_PORT".to_owned(), http_port.to_string()),
         ("RABBITMQ_UI_PORT".to_owned(), ui_port.to_string()),
         ("BLOCKLIST_PATH".to_owned(), blocklist.display().to_string()),
@@ -278,6 +280,11 @@ async fn upload_with_a_kill(
         before.len()
     );
     Ok((accepted, outcome))
+}
+
+/// The upload of `seed`: a 640 × 480 photo.
+fn picture(seed: u32) -> Result<Vec<u8>, String> {
+    jpeg_photo(640, 480, seed).map_err(|e| e.to_string())
 }
 
 fn expected_state(seed: u32) -> &'static str {

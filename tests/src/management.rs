@@ -157,6 +157,15 @@ impl Management {
         .await
     }
 
+    /// The broker's RabbitMQ version.
+    pub async fn version(&self) -> Result<String, String> {
+        let overview: serde_json::Value = self.get_json("overview").await?;
+        overview["rabbitmq_version"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no rabbitmq_version in the overview".to_owned())
+    }
+
     /// Creates `vhost` and gives `guest` every right in it.
     pub async fn create_vhost(&self, vhost: &str) -> Result<(), String> {
         let path = format!("vhosts/{}", encode(vhost));

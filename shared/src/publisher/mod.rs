@@ -8,6 +8,7 @@
 mod error;
 mod lane;
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,8 +153,9 @@ impl Publisher {
         Ok(encoded.id)
     }
 
-    /// Publishes many jobs with their confirms pipelined (up to a thousand in flight) instead
-    /// of waiting for each in turn. All or error: on error some jobs may have been stored.
+    /// Publishes many jobs with their confirms pipelined (up to a thousand in flight, a
+    /// sliding window) instead of waiting for each in turn. All or error: on error some jobs
+    /// may have been stored.
     #[tracing::instrument(skip_all, fields(kind = J::KIND))]
     pub async fn publish_batch<'j, J: Job>(
         &self,
@@ -163,10 +165,8 @@ impl Publisher {
             .into_iter()
             .map(|job| self.encode(job))
             .collect::<Result<Vec<_>, _>>()?;
-        for window in encoded.chunks(BATCH_WINDOW) {
-            let outgoing: Vec<Outgoing<'_>> = window.iter().map(Outgoing::from).collect();
-            self.send_pipelined(&outgoing).await?;
-        }
+        let outgoing: Vec<Outgoing<'_>> = encoded.iter().map(Outgoing::from).collect();
+        self.send_pipelined(&outgoing).await?;
         Ok(encoded.iter().map(|job| job.id).collect())
     }
 
@@ -218,29 +218,34 @@ impl Publisher {
         self.await_confirm(&lane, confirm, message).await
     }
 
-    /// Sends a window of messages, then awaits their confirms in order; whatever failed for a
-    /// transient reason is sent again one by one, with reconnects.
+    /// Sends the messages on one lane with up to [`BATCH_WINDOW`] confirms in flight: once
+    /// the window is full, the oldest confirm is awaited before the next publish. Whatever
+    /// failed for a transient reason is sent again one by one, with reconnects.
     async fn send_pipelined(&self, messages: &[Outgoing<'_>]) -> Result<(), PublishError> {
         let mut again: Vec<&Outgoing<'_>> = Vec::new();
         match self.ready_lane().await {
             Err(error) if is_transient(&error) => again.extend(messages),
             Err(error) => return Err(error),
             Ok(lane) => {
-                let mut pending = Vec::with_capacity(messages.len());
-                for (index, message) in messages.iter().enumerate() {
+                let mut in_flight = VecDeque::with_capacity(BATCH_WINDOW);
+                let mut sent = 0;
+                for message in messages {
+                    if in_flight.len() >= BATCH_WINDOW
+                        && let Some((oldest, confirm)) = in_flight.pop_front()
+                    {
+                        self.confirm_or_retry(&lane, confirm, oldest, &mut again)
+                            .await?;
+                    }
                     match start_publish(&lane, message).await {
-                        Ok(confirm) => pending.push((message, confirm)),
-                        Err(_) => {
-                            again.extend(&messages[index..]);
-                            break;
-                        }
+                        Ok(confirm) => in_flight.push_back((message, confirm)),
+                        Err(_) => break,
                     }
+                    sent += 1;
                 }
-                for (message, confirm) in pending {
-                    match self.await_confirm(&lane, confirm, message).await {
-                        Err(error) if is_transient(&error) => again.push(message),
-                        result => result?,
-                    }
+                again.extend(&messages[sent..]);
+                for (message, confirm) in in_flight {
+                    self.confirm_or_retry(&lane, confirm, message, &mut again)
+                        .await?;
                 }
             }
         }
@@ -248,6 +253,23 @@ impl Publisher {
             self.send(message.clone()).await?;
         }
         Ok(())
+    }
+
+    /// Awaits one confirm of a batch; a transient failure queues the message for a resend.
+    async fn confirm_or_retry<'m, 'a>(
+        &self,
+        lane: &Lane,
+        confirm: PublisherConfirm,
+        message: &'m Outgoing<'a>,
+        again: &mut Vec<&'m Outgoing<'a>>,
+    ) -> Result<(), PublishError> {
+        match self.await_confirm(lane, confirm, message).await {
+            Err(error) if is_transient(&error) => {
+                again.push(message);
+                Ok(())
+            }
+            result => result,
+        }
     }
 
     async fn ready_lane(&self) -> Result<Lane, PublishError> {

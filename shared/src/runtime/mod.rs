@@ -195,6 +195,22 @@ mod tests {
     }
 
     #[test]
+    fn the_run_future_can_be_spawned_on_a_multi_threaded_runtime() {
+        fn assert_send<T: Send>(_: &T) {}
+        let worker = Worker::new(
+            amqp(),
+            WorkerSettings {
+                consumer_timeout: Duration::from_secs(7200),
+                ..WorkerSettings::default()
+            },
+            PublisherSettings::default(),
+            registry(),
+        );
+        let worker = worker.unwrap_or_else(|e| panic!("{e}"));
+        assert_send(&worker.run(async {}));
+    }
+
+    #[test]
     fn an_override_for_an_unknown_kind_is_refused_at_start() {
         let settings = WorkerSettings {
             job_timeouts: vec!["nope=1s".parse().unwrap_or_else(|e| panic!("{e}"))],

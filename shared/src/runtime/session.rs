@@ -169,7 +169,7 @@ impl Session {
     }
 
     /// Stops deliveries, then lets running jobs finish and ack until the deadline.
-    async fn drain(&self, ctx: &Context) {
+    async fn drain(&mut self, ctx: &Context) {
         for tag in &self.tags {
             if let Err(error) = self
                 .channel

@@ -1,0 +1,94 @@
+//! The benchmark's figures: printed as a table and written to BENCHMARKS.md.
+
+use std::fmt::Write;
+
+/// One figure.
+pub struct Figure {
+    pub metric: String,
+    pub value: String,
+    pub note: String,
+}
+
+/// A section of figures.
+pub struct Section {
+    pub title: String,
+    pub figures: Vec<Figure>,
+}
+
+impl Section {
+    pub fn new(title: &str) -> Self {
+        Self {
+            title: title.to_owned(),
+            figures: Vec::new(),
+        }
+    }
+
+    pub fn add(
+        &mut self,
+        metric: impl Into<String>,
+        value: impl Into<String>,
+        note: impl Into<String>,
+    ) {
+        self.figures.push(Figure {
+            metric: metric.into(),
+            value: value.into(),
+            note: note.into(),
+        });
+    }
+}
+
+/// Markdown for every section, under a preamble.
+pub fn markdown(preamble: &str, sections: &[Section]) -> String {
+    let mut out = String::from(preamble);
+    for section in sections {
+        let _ = writeln!(
+            out,
+            "\n## {}\n\n| metric | value | note |\n| --- | ---: | --- |",
+            section.title
+        );
+        for figure in &section.figures {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                figure.metric, figure.value, figure.note
+            );
+        }
+    }
+    out
+}
+
+/// Thousands separators for rates.
+pub fn per_second(value: f64) -> String {
+    let whole = value.round() as u64;
+    let text = whole.to_string();
+    let mut grouped = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i > 0 && (text.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    format!("{grouped}/s")
+}
+
+/// The median of `values` (which it sorts).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n == 0 {
+        0.0
+    } else if !n.is_multiple_of(2) {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// The `q` quantile (0..=1) of sorted `values`.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * q).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
