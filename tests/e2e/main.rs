@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use shared::photos::imaging::{Fingerprint, UploadLimits};
-use support::images::jpeg_photo;
+use support::images::{BANNED_SEED, jpeg_photo};
 use support::wait_until;
 
 use compose::Compose;
@@ -27,7 +27,6 @@ const WORKERS: usize = 3;
 const FIRST_WAVE: u32 = 200;
 const BANNED_IN_FIRST_WAVE: u32 = 10;
 const BACKLOG_WAVE: u32 = 100;
-const BANNED_SEED: u32 = 999;
 
 /// One line of the summary.
 struct Row {
@@ -124,9 +123,16 @@ async fn run(rows: &mut Vec<Row>) -> Result<(), String> {
 
 async fn start_stack() -> Result<(Stack, String), String> {
     let (http_port, ui_port) = (free_port()?, free_port()?);
-    let banned = picture(BANNED_SEED)?;
-    let fingerprint =
-        Fingerprint::of_image(&banned, &UploadLimits::default()).map_err(|e| e.to_string())?;
+    let fingerprint = fingerprint(BANNED_SEED)?;
+    // Only the banned picture may match the blocklist (distance at most 8 of 64 bits).
+    for seed in BANNED_IN_FIRST_WAVE..FIRST_WAVE + BACKLOG_WAVE {
+        let distance = fingerprint.distance(&self::fingerprint(seed)?);
+        if distance <= 10 {
+            return Err(format!(
+                "test picture {seed} is only {distance} bits from the banned one"
+            ));
+        }
+    }
     let blocklist = std::env::temp_dir().join(format!("e2e-blocklist-{}.txt", std::process::id()));
     std::fs::write(&blocklist, format!("{fingerprint}\n")).map_err(|e| e.to_string())?;
     let env = vec![
@@ -185,13 +191,11 @@ impl Stack {
 
     /// Uploads the picture of `seed` for user `u<seed>`; returns its image id.
     async fn upload(&self, seed: u32) -> Result<String, String> {
-        let image_seed = if seed < BANNED_IN_FIRST_WAVE {
+        let bytes = picture(if seed < BANNED_IN_FIRST_WAVE {
             BANNED_SEED
         } else {
             seed
-        };
-        let size = if image_seed == BANNED_SEED { 700 } else { 640 };
-        let bytes = jpeg_photo(size, size * 3 / 4, image_seed).map_err(|e| e.to_string())?;
+        })?;
         let part = reqwest::multipart::Part::bytes(bytes).file_name("photo.jpg");
         let response = self
             .http
@@ -280,6 +284,10 @@ async fn upload_with_a_kill(
         before.len()
     );
     Ok((accepted, outcome))
+}
+
+fn fingerprint(seed: u32) -> Result<Fingerprint, String> {
+    Fingerprint::of_image(&picture(seed)?, &UploadLimits::default()).map_err(|e| e.to_string())
 }
 
 /// The upload of `seed`: a 640 × 480 photo.

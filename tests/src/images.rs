@@ -1,30 +1,66 @@
-//! Pictures made in code for tests and benchmarks: perceptually distinct per seed.
+//! Pictures made in code for tests and benchmarks: each seed gives a perceptually distinct
+//! picture (another layout, not just another colour), so perceptual-hash moderation can tell
+//! them apart like real photos.
 
 use std::io::Cursor;
 
 use image::{ImageFormat, Rgb, RgbImage};
 
-/// A colourful picture (gradient, bands and a disc); different seeds give perceptually
-/// different pictures.
+/// A colourful picture: a gradient whose direction and colours, a band pattern whose period,
+/// and two discs whose places and sizes all depend on `seed`.
 #[must_use]
 pub fn photo(width: u32, height: u32, seed: u32) -> RgbImage {
-    let (w, h) = (width.max(1), height.max(1));
-    let radius = i64::from(w.min(h) / 3);
-    let (cx, cy) = (i64::from(seed * 97 % w), i64::from(seed * 53 % h));
+    let (w, h) = (i64::from(width.max(1)), i64::from(height.max(1)));
+    let mix = |n: u32| {
+        (seed
+            .wrapping_mul(2_654_435_761)
+            .wrapping_add(n.wrapping_mul(40_503)))
+            >> 8
+    };
+    let discs: Vec<(i64, i64, i64, Rgb<u8>)> = (0..2)
+        .map(|d| {
+            let r = w.min(h) / 8 + i64::from(mix(d * 3) % 100) * w.min(h) / 400;
+            let colour = Rgb([
+                (mix(d * 5) % 256) as u8,
+                (mix(d * 7) % 256) as u8,
+                (mix(d * 11) % 256) as u8,
+            ]);
+            (
+                i64::from(mix(d * 3 + 1)) % w,
+                i64::from(mix(d * 3 + 2)) % h,
+                r,
+                colour,
+            )
+        })
+        .collect();
+    let period = 12 + i64::from(mix(13) % 50);
+    let direction = mix(17) % 4;
     RgbImage::from_fn(width, height, |x, y| {
-        let (dx, dy) = (i64::from(x) - cx, i64::from(y) - cy);
-        if dx * dx + dy * dy < radius * radius {
-            return match seed % 3 {
-                0 => Rgb([250, 30, 30]),
-                1 => Rgb([20, 200, 40]),
-                _ => Rgb([30, 40, 220]),
-            };
+        let (x, y) = (i64::from(x), i64::from(y));
+        for (cx, cy, r, colour) in &discs {
+            if (x - cx).pow(2) + (y - cy).pow(2) < r * r {
+                return *colour;
+            }
         }
-        let band = u8::try_from((x / 40 + y / 30 + seed) % 4).unwrap_or(0);
-        let gradient = |v: u32, max: u32| u8::try_from(v * 255 / max).unwrap_or(u8::MAX);
-        Rgb([gradient(x, w), gradient(y, h), band * 60])
+        let t = match direction {
+            0 => x * 255 / w,
+            1 => y * 255 / h,
+            2 => (x + y) * 255 / (w + h),
+            _ => (w - x + y) * 255 / (w + h),
+        };
+        let band = if ((x / period) + (y / period)) % 2 == 0 {
+            40
+        } else {
+            0
+        };
+        let channel =
+            |k: u32| ((t * i64::from(k % 3 + 1) + band + i64::from(mix(k) % 64)) % 256) as u8;
+        Rgb([channel(19), channel(23), channel(29)])
     })
 }
+
+/// The seed of the picture the end-to-end check puts on its blocklist.
+pub const BANNED_SEED: u32 = 999;
 
 /// Encodes `image` in `format`.
 pub fn encode(image: &RgbImage, format: ImageFormat) -> Result<Vec<u8>, image::ImageError> {

@@ -5,8 +5,14 @@
 // A benchmark reports on stdout and stops at the first broken expectation.
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)]
 
+mod celery;
+mod memory;
+mod processes;
+mod python;
 mod report;
+mod spike;
 mod throughput;
+mod thumbnails;
 
 use std::time::Duration;
 
@@ -16,6 +22,9 @@ use report::Section;
 
 #[tokio::main]
 async fn main() {
+    if std::env::args().any(|arg| arg == "noop-worker") {
+        return memory::noop_worker().await;
+    }
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let broker = Broker::dedicated().await.expect("starting RabbitMQ");
     let vhost = broker.vhost("bench").await.expect("vhost");
@@ -32,6 +41,36 @@ async fn main() {
     throughput::latency(&bench, rate, duration, &mut section).await;
     sections.push(section);
 
+    eprintln!("==> thumbnails: ours vs Pillow");
+    let mut section = Section::new("Thumbnails: the worker's hot path against Pillow");
+    thumbnails::run(Duration::from_secs(if quick { 1 } else { 5 }), &mut section);
+    sections.push(section);
+
+    eprintln!("==> memory of a worker draining a backlog");
+    let mut section = Section::new("Memory: one worker draining a backlog");
+    memory::run(
+        &bench,
+        &vhost,
+        if quick { 20_000 } else { 100_000 },
+        &mut section,
+    )
+    .await;
+    sections.push(section);
+
+    eprintln!("==> Celery baseline");
+    let mut section = Section::new("Celery on the same broker");
+    celery::run(
+        &bench,
+        &vhost,
+        if quick { 3_000 } else { 20_000 },
+        &mut section,
+    )
+    .await;
+    sections.push(section);
+
+    eprintln!("==> the spike through the HTTP API");
+    sections.push(spike_section(&broker, quick).await);
+
     let preamble = preamble(&broker, quick).await;
     let markdown = report::markdown(&preamble, &sections);
     println!("{markdown}");
@@ -40,6 +79,37 @@ async fn main() {
         std::fs::write(path, &markdown).expect("writing BENCHMARKS.md");
         eprintln!("wrote BENCHMARKS.md");
     }
+}
+
+/// The seed's spike: at its rate and as fast as the client can, with 1 and with 3 workers.
+async fn spike_section(broker: &Broker, quick: bool) -> Section {
+    let bin = processes::build_binaries();
+    let images: Vec<Vec<u8>> = (0..20)
+        .map(|seed| support::images::jpeg_photo(640, 480, seed).expect("test photo"))
+        .collect();
+    let mut section = Section::new("The spike: uploads through the HTTP API (640×480 JPEGs)");
+    let (uploads, rate) = if quick {
+        (500, 100.0)
+    } else {
+        (10_000, 10_000.0 / 60.0)
+    };
+    for workers in [1, 3] {
+        let paced = spike::Scenario {
+            workers,
+            uploads,
+            pace: spike::Pace::Rate(rate),
+        };
+        let label = format!("{uploads} at {rate:.0}/s, {workers} worker(s)");
+        spike::run(&bin, broker, &images, paced, &label, &mut section).await;
+        let flood = spike::Scenario {
+            workers,
+            uploads,
+            pace: spike::Pace::Flood(32),
+        };
+        let label = format!("{uploads} flat out, {workers} worker(s)");
+        spike::run(&bin, broker, &images, flood, &label, &mut section).await;
+    }
+    section
 }
 
 /// Machine, versions and settings, for the top of the report.

@@ -73,7 +73,7 @@ impl Bench {
         }
     }
 
-    async fn purge(&self) {
+    pub async fn purge(&self) {
         let connection = Connection::connect(&self.url, ConnectionProperties::default())
             .await
             .expect("connect");
