@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod images;
+pub mod logs;
 pub mod management;
 pub mod postgres;
 pub mod wait;

@@ -132,6 +132,7 @@ pub async fn spawn_app(label: &str) -> TestApp {
 
 /// A test app on `broker`, publishing the `echo` kind.
 pub async fn spawn_app_on(broker: &Broker, label: &str) -> TestApp {
+    support::logs::capture();
     let vhost = broker.vhost(label).await.expect("creating the test vhost");
     let amqp = AmqpSettings::from_url(&vhost.amqp_url).expect("test AMQP URL");
     let topology = Topology::new([Echo::KIND]).unwrap();

@@ -15,6 +15,7 @@ mod settings;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -131,12 +132,18 @@ impl Worker {
     }
 }
 
+/// How long connecting, declaring and subscribing may take before the attempt is abandoned
+/// and retried: a broker that accepted the socket but never answers must not stall the
+/// worker for good.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Keeps a session open, reconnecting with backoff, until stopped.
 async fn supervise(ctx: Arc<Context>) -> Result<(), WorkerError> {
     let mut backoff = Backoff::default();
     let kinds: Vec<&str> = ctx.dispatcher.registry.kinds().collect();
     while !ctx.stop.is_cancelled() {
-        match Session::open(&ctx).await {
+        let opened = tokio::time::timeout(OPEN_TIMEOUT, Session::open(&ctx)).await;
+        match opened.unwrap_or_else(|_| Err(OpenError::TimedOut(OPEN_TIMEOUT))) {
             Ok(session) => {
                 backoff.reset();
                 tracing::info!(?kinds, "consuming");

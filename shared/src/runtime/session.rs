@@ -52,6 +52,8 @@ pub(crate) enum OpenError {
     Lapin(#[from] lapin::Error),
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    #[error("no answer from the broker within {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
 // Each event is moved through the stream once and never stored, so its size does not matter.
@@ -66,14 +68,30 @@ pub(crate) struct Session {
     connection: Connection,
     channel: Channel,
     consumers: SelectAll<BoxStream<'static, ConsumerEvent>>,
+    /// The connection's errors, watched even while every job slot is busy: a session that
+    /// only learnt of a lost connection from its consumers would not notice it until a slot
+    /// freed up.
+    errors: BoxStream<'static, String>,
     tags: Vec<ShortString>,
 }
+
+/// How long closing may take: the connection may already be half gone.
+const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Session {
     /// Connects, declares the topology, sets the prefetch and subscribes to every kind.
     pub(crate) async fn open(ctx: &Context) -> Result<Self, OpenError> {
         let name = format!("{} consumer", ctx.settings.name);
         let connection = ctx.amqp.connect(&name).await?;
+        let errors = connection
+            .events_listener()
+            .filter_map(|event| async move {
+                match event {
+                    lapin::Event::Error(error) => Some(error.to_string()),
+                    _ => None,
+                }
+            })
+            .boxed();
         let channel = connection.create_channel().await?;
         ctx.topology.declare(&channel).await?;
         channel
@@ -83,6 +101,7 @@ impl Session {
             connection,
             channel,
             consumers: SelectAll::new(),
+            errors,
             tags: Vec::new(),
         };
         for kind in ctx.dispatcher.registry.kinds() {
@@ -120,6 +139,7 @@ impl Session {
             let permit = tokio::select! {
                 biased;
                 () = ctx.stop.cancelled() => break SessionEnd::Stopped,
+                Some(reason) = self.errors.next() => break SessionEnd::Lost(reason),
                 permit = Arc::clone(&ctx.slots).acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(closed) => break SessionEnd::Lost(closed.to_string()),
@@ -128,6 +148,7 @@ impl Session {
             let event = tokio::select! {
                 biased;
                 () = ctx.stop.cancelled() => break SessionEnd::Stopped,
+                Some(reason) = self.errors.next() => break SessionEnd::Lost(reason),
                 event = self.consumers.next() => event,
             };
             match event {
@@ -185,8 +206,13 @@ impl Session {
     async fn close(self) {
         // Unacked deliveries, including prefetched ones never started, go back to their
         // queues when the channel closes.
-        let _ = self.channel.close(200, "worker leaving".into()).await;
-        let _ = self.connection.close(200, "worker leaving".into()).await;
+        let close = async {
+            let _ = self.channel.close(200, "worker leaving".into()).await;
+            let _ = self.connection.close(200, "worker leaving".into()).await;
+        };
+        if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+            tracing::debug!("closing the connection timed out; dropping it");
+        }
     }
 }
 

@@ -93,29 +93,30 @@ async fn connections_closed_by_the_broker_while_jobs_flow_lose_nothing() {
 
     for published in [200, 600] {
         traffic.wait_for_published(published).await;
-        wait_until(
+        let seen = std::sync::Mutex::new(Vec::new());
+        let listed = wait_until(
             PATIENCE,
             "the publisher's and the worker's connections to be listed",
             || async {
-                let listed = app
+                let names: Vec<String> = app
                     .vhost
                     .management
                     .connections(&app.vhost.name)
                     .await
-                    .unwrap_or_default();
-                let named = |role: &str| {
-                    listed.iter().any(|c| {
-                        c.client_properties
-                            .connection_name
-                            .as_deref()
-                            .is_some_and(|n| n.ends_with(role))
-                    })
-                };
-                named("publisher") && named("consumer")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|c| c.client_properties.connection_name)
+                    .collect();
+                let named = |role: &str| names.iter().any(|n| n.ends_with(role));
+                let both = named("publisher") && named("consumer");
+                *seen.lock().unwrap() = names;
+                both
             },
         )
-        .await
-        .unwrap();
+        .await;
+        if let Err(timeout) = listed {
+            panic!("{timeout}; last listed: {:?}", seen.lock().unwrap());
+        }
         let closed = app
             .vhost
             .management

@@ -40,6 +40,7 @@ impl Default for Options {
 }
 
 pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
+    support::logs::capture();
     let vhost = Broker::shared().vhost(label).await.unwrap();
     let database_url = Postgres::shared().database(label).await.unwrap();
     let dir = std::env::temp_dir().join(format!("{label}-{}", Uuid::new_v4().simple()));
