@@ -9,6 +9,6 @@ pub mod postgres;
 pub mod wait;
 
 pub use broker::{Broker, Vhost};
-pub use management::{ClientConnection, Management, QueueStats};
+pub use management::{Management, QueueStats};
 pub use postgres::Postgres;
 pub use wait::wait_until;

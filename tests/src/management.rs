@@ -34,24 +34,6 @@ struct Named {
     name: String,
 }
 
-/// A client connection as the broker lists it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ClientConnection {
-    /// The broker's name for it (peer and local address).
-    pub name: String,
-    /// What the client called it.
-    #[serde(default)]
-    pub client_properties: ClientProperties,
-}
-
-/// The properties a client announces.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ClientProperties {
-    /// The client's own name for the connection, if it gave one.
-    #[serde(default)]
-    pub connection_name: Option<String>,
-}
-
 #[derive(Debug, Deserialize)]
 struct Consumer {
     queue: Named,
@@ -213,23 +195,6 @@ impl Management {
             .get_json(&format!("consumers/{}", encode(vhost)))
             .await?;
         Ok(consumers.into_iter().map(|c| c.queue.name).collect())
-    }
-
-    /// The client connections into `vhost` (listed once the broker's statistics caught up).
-    pub async fn connections(&self, vhost: &str) -> Result<Vec<ClientConnection>, String> {
-        self.get_json(&format!("vhosts/{}/connections", encode(vhost)))
-            .await
-    }
-
-    /// Force-closes every client connection into `vhost`, as an operator or a failover would;
-    /// returns how many were closed.
-    pub async fn close_connections(&self, vhost: &str) -> Result<usize, String> {
-        let connections = self.connections(vhost).await?;
-        for connection in &connections {
-            let path = format!("connections/{}", encode(&connection.name));
-            self.send(reqwest::Method::DELETE, &path, None).await?;
-        }
-        Ok(connections.len())
     }
 
     /// Deletes a queue (its consumers are cancelled by the broker).

@@ -91,39 +91,34 @@ async fn connections_closed_by_the_broker_while_jobs_flow_lose_nothing() {
     let _worker = app.start_worker(echo_registry(&recorder, 0, succeed));
     let traffic = Traffic::start(&app.publisher);
 
+    // The broker's own view (rabbitmqctl), not the management statistics: under load those
+    // can miss a fresh connection for minutes, and a connection they miss is not closed.
+    let broker = Broker::shared();
+    let vhost = app.vhost.name.as_str();
     for published in [200, 600] {
         traffic.wait_for_published(published).await;
-        let seen = std::sync::Mutex::new(Vec::new());
+        let seen = std::sync::Mutex::new(String::new());
         let listed = wait_until(
             PATIENCE,
             "the publisher's and the worker's connections to be listed",
             || async {
-                let names: Vec<String> = app
-                    .vhost
-                    .management
-                    .connections(&app.vhost.name)
+                let listed = broker
+                    .rabbitmqctl(&["list_connections", "-q", "-p", vhost, "client_properties"])
                     .await
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter_map(|c| c.client_properties.connection_name)
-                    .collect();
-                let named = |role: &str| names.iter().any(|n| n.ends_with(role));
-                let both = named("publisher") && named("consumer");
-                *seen.lock().unwrap() = names;
+                    .unwrap_or_else(|e| e);
+                let both = listed.contains(" publisher") && listed.contains(" consumer");
+                *seen.lock().unwrap() = listed;
                 both
             },
         )
         .await;
         if let Err(timeout) = listed {
-            panic!("{timeout}; last listed: {:?}", seen.lock().unwrap());
+            panic!("{timeout}; last listed: {}", seen.lock().unwrap());
         }
-        let closed = app
-            .vhost
-            .management
-            .close_connections(&app.vhost.name)
+        broker
+            .rabbitmqctl(&["close_all_connections", "-p", vhost, "test fault injection"])
             .await
             .unwrap();
-        assert!(closed >= 2, "closed {closed} connections");
     }
 
     let ids = traffic.finish().await;
