@@ -30,55 +30,60 @@ async fn main() {
     let vhost = broker.vhost("bench").await.expect("vhost");
     let bench = throughput::Bench::new(&vhost.amqp_url).await;
     let mut sections = Vec::new();
-
-    eprintln!("==> throughput: library vs raw lapin");
-    let mut section = Section::new("Throughput: the library against raw lapin");
-    let (count, rounds) = if quick { (5_000, 2) } else { (20_000, 5) };
-    let capacity = throughput::run(&bench, count, rounds, &mut section).await;
-    eprintln!("==> latency");
-    let rate = capacity.publish.min(capacity.consume) / 2.0;
-    let duration = Duration::from_secs(if quick { 3 } else { 10 });
-    throughput::latency(&bench, rate, duration, &mut section).await;
-    sections.push(section);
-
-    eprintln!("==> thumbnails: ours vs Pillow");
-    let mut section = Section::new("Thumbnails: the worker's hot path against Pillow");
-    thumbnails::run(Duration::from_secs(if quick { 1 } else { 5 }), &mut section);
-    sections.push(section);
-
-    eprintln!("==> memory of a worker draining a backlog");
-    let mut section = Section::new("Memory: one worker draining a backlog");
-    memory::run(
-        &bench,
-        &vhost,
-        if quick { 20_000 } else { 100_000 },
-        &mut section,
-    )
-    .await;
-    sections.push(section);
-
-    eprintln!("==> Celery baseline");
-    let mut section = Section::new("Celery on the same broker");
-    celery::run(
-        &bench,
-        &vhost,
-        if quick { 3_000 } else { 20_000 },
-        &mut section,
-    )
-    .await;
-    sections.push(section);
-
-    eprintln!("==> the spike through the HTTP API");
-    sections.push(spike_section(&broker, quick).await);
-
+    if wanted("throughput") {
+        eprintln!("==> throughput: library vs raw lapin");
+        sections.push(throughput_section(&bench, quick).await);
+    }
+    if wanted("thumbnails") {
+        eprintln!("==> thumbnails: ours vs Pillow");
+        let mut section = Section::new("Thumbnails: the worker's hot path against Pillow");
+        thumbnails::run(Duration::from_secs(if quick { 1 } else { 5 }), &mut section);
+        sections.push(section);
+    }
+    if wanted("memory") {
+        eprintln!("==> memory of a worker draining a backlog");
+        let mut section = Section::new("Memory: one worker draining a backlog");
+        let backlog = if quick { 20_000 } else { 100_000 };
+        memory::run(&bench, &vhost, backlog, &mut section).await;
+        sections.push(section);
+    }
+    if wanted("celery") {
+        eprintln!("==> Celery baseline");
+        let mut section = Section::new("Celery on the same broker");
+        let jobs = if quick { 3_000 } else { 20_000 };
+        celery::run(&bench, &vhost, jobs, &mut section).await;
+        sections.push(section);
+    }
+    if wanted("spike") {
+        eprintln!("==> the spike through the HTTP API");
+        sections.push(spike_section(&broker, quick).await);
+    }
     let preamble = preamble(&broker, quick).await;
     let markdown = report::markdown(&preamble, &sections);
     println!("{markdown}");
-    if !quick {
+    if !quick && std::env::var_os("BENCH_ONLY").is_none() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../BENCHMARKS.md");
         std::fs::write(path, &markdown).expect("writing BENCHMARKS.md");
         eprintln!("wrote BENCHMARKS.md");
     }
+}
+
+/// Whether `BENCH_ONLY` (a comma-separated list of sections, for working on one) allows
+/// `section`; without it every section runs.
+fn wanted(section: &str) -> bool {
+    std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == section))
+}
+
+/// Publish and consume against raw lapin, then latency at half the capacity measured.
+async fn throughput_section(bench: &throughput::Bench, quick: bool) -> Section {
+    let mut section = Section::new("Throughput: the library against raw lapin");
+    let (count, rounds) = if quick { (5_000, 2) } else { (20_000, 5) };
+    let capacity = throughput::run(bench, count, rounds, &mut section).await;
+    eprintln!("==> latency");
+    let rate = capacity.publish.min(capacity.consume) / 2.0;
+    let duration = Duration::from_secs(if quick { 3 } else { 10 });
+    throughput::latency(bench, rate, duration, &mut section).await;
+    section
 }
 
 /// The seed's spike: at its rate and as fast as the client can, with 1 and with 3 workers.

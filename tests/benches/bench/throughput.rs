@@ -269,13 +269,16 @@ pub async fn run(bench: &Bench, count: usize, rounds: usize, section: &mut Secti
             ours_pub.push(typed_publish(bench, count).await);
             raw_pub.push(raw_publish(&bench.url, &body, count).await);
         }
-        // The queue now holds 2 × count jobs: each consumer takes `count`.
-        if round % 2 == 0 {
-            raw_con.push(raw_consume(&bench.url, count).await);
-            ours_con.push(typed_consume(bench, count).await);
-        } else {
-            ours_con.push(typed_consume(bench, count).await);
-            raw_con.push(raw_consume(&bench.url, count).await);
+        // Each consumer meets a queue of exactly `count` jobs: a fast consumer must not eat
+        // into the other's share (it would wait for jobs that never come).
+        bench.purge().await;
+        for raw_first in [round % 2 == 0, round % 2 != 0] {
+            typed_publish(bench, count).await;
+            if raw_first {
+                raw_con.push(raw_consume(&bench.url, count).await);
+            } else {
+                ours_con.push(typed_consume(bench, count).await);
+            }
         }
         eprintln!(
             "  round {round}: publish raw {:.0}/s ours {:.0}/s; consume raw {:.0}/s ours {:.0}/s",
@@ -350,6 +353,7 @@ pub async fn latency(bench: &Bench, rate: f64, duration: Duration, section: &mut
     let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let mut publishes = tokio::task::JoinSet::new();
+    let started = Instant::now();
     for _ in 0..total {
         ticks.tick().await;
         let publisher = bench.publisher.clone();
@@ -358,6 +362,8 @@ pub async fn latency(bench: &Bench, rate: f64, duration: Duration, section: &mut
     while let Some(result) = publishes.join_next().await {
         result.expect("publish task").expect("publish");
     }
+    let achieved = total as f64 / started.elapsed().as_secs_f64();
+    eprintln!("  latency: {total} published at {achieved:.0}/s (asked {rate:.0}/s)");
     support::wait_until(
         Duration::from_secs(60),
         "every latency job handled",

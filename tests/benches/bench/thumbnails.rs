@@ -55,7 +55,7 @@ pub fn run(duration: Duration, section: &mut Section) {
         let rate = ours(&bytes, duration);
         let note = format!("{width}×{height} JPEG, one core, decode + crop + 3 sizes + JPEG q85");
         section.add(
-            format!("{label}: thumbnail job (image + fast_image_resize)"),
+            format!("{label}: thumbnail job (scaled decode, fast_image_resize, SIMD JPEG)"),
             format!("{rate:.1} images/s"),
             &note,
         );

@@ -8,6 +8,7 @@ use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Rgb, RgbImage};
 
 use super::format::{ImageFormat, sniff_foreign};
+use super::scaled_jpeg;
 use super::upload::{CheckedImage, UploadError, UploadLimits};
 
 /// The widest decoded pixel (RGBA with 16-bit channels), for the allocation budget.
@@ -99,7 +100,26 @@ pub(crate) fn decode_for_display(
     bytes: &[u8],
     limits: &UploadLimits,
 ) -> Result<RgbImage, UploadError> {
-    let mut decoder = GuardedDecoder::open(bytes, limits)?;
+    display(GuardedDecoder::open(bytes, limits)?)
+}
+
+/// Like [`decode_for_display`], but a JPEG may come out smaller, down to 1/8 scale, as long as
+/// its shorter side keeps at least `min_side` pixels: all a thumbnail of that size needs.
+pub(crate) fn decode_for_display_at_least(
+    bytes: &[u8],
+    limits: &UploadLimits,
+    min_side: u32,
+) -> Result<RgbImage, UploadError> {
+    let decoder = GuardedDecoder::open(bytes, limits)?;
+    if decoder.checked().format == ImageFormat::Jpeg
+        && let Some(picture) = scaled_jpeg::decode_at_least(bytes, min_side, alloc_budget(limits))
+    {
+        return Ok(picture);
+    }
+    display(decoder)
+}
+
+fn display(mut decoder: GuardedDecoder<'_>) -> Result<RgbImage, UploadError> {
     let orientation = decoder.orientation();
     let mut image = decoder.decode()?;
     image.apply_orientation(orientation);

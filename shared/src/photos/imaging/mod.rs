@@ -12,6 +12,7 @@ mod format;
 mod gif_metadata;
 mod jpeg_metadata;
 mod metadata;
+mod scaled_jpeg;
 #[cfg(test)]
 mod test_images;
 mod thumbnails;
