@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use shared::{Job, work_queue};
-use support::wait_until;
 
-use crate::memory::backlog_empty;
+use crate::memory::wait_drained;
 use crate::processes::Process;
 use crate::python;
 use crate::report::{Section, per_second};
@@ -63,18 +62,13 @@ async fn celery(
     worker_args.extend(POOL);
     let started = Instant::now();
     let worker = Process::spawn_in(python.clone(), &worker_args, &env, python::scripts());
-    wait_until(
-        Duration::from_secs(900),
-        "Celery to drain its queue",
-        || backlog_empty(vhost, &queue),
-    )
-    .await?;
+    wait_drained(&vhost.amqp_url, &queue, Duration::from_secs(900)).await;
     let drain = count as f64 / started.elapsed().as_secs_f64();
     worker.stop();
     Ok(Rates { publish, drain })
 }
 
-async fn ours(bench: &Bench, vhost: &support::Vhost, count: usize) -> Rates {
+async fn ours(bench: &Bench, count: usize) -> Rates {
     bench.purge().await;
     let jobs = vec![NoopJob::new(); count];
     let started = Instant::now();
@@ -88,11 +82,7 @@ async fn ours(bench: &Bench, vhost: &support::Vhost, count: usize) -> Rates {
         &[("AMQP_URL", bench.url.clone()), ("RUST_LOG", "warn".into())],
     );
     let queue = work_queue(NoopJob::KIND);
-    wait_until(Duration::from_secs(900), "our worker to drain", || {
-        backlog_empty(vhost, &queue)
-    })
-    .await
-    .expect("drain");
+    wait_drained(&bench.url, &queue, Duration::from_secs(900)).await;
     let drain = count as f64 / started.elapsed().as_secs_f64();
     child.stop();
     Rates { publish, drain }
@@ -103,7 +93,7 @@ pub async fn run(bench: &Bench, vhost: &support::Vhost, count: usize, section: &
         Ok(python) => python,
         Err(reason) => return section.add("Celery baseline", "skipped", reason),
     };
-    let ours = ours(bench, vhost, count).await;
+    let ours = ours(bench, count).await;
     let note = format!("{count} no-op jobs, same broker; drain includes worker start-up");
     section.add(
         "ours: publish (confirms, persistent, mandatory)",

@@ -44,7 +44,7 @@ async fn main() {
         eprintln!("==> memory of a worker draining a backlog");
         let mut section = Section::new("Memory: one worker draining a backlog");
         let backlog = if quick { 20_000 } else { 100_000 };
-        memory::run(&bench, &vhost, backlog, &mut section).await;
+        memory::run(&bench, backlog, &mut section).await;
         sections.push(section);
     }
     if wanted("celery") {
@@ -82,7 +82,16 @@ async fn throughput_section(bench: &throughput::Bench, quick: bool) -> Section {
     eprintln!("==> latency");
     let rate = capacity.publish.min(capacity.consume) / 2.0;
     let duration = Duration::from_secs(if quick { 3 } else { 10 });
-    throughput::latency(bench, rate, duration, &mut section).await;
+    throughput::latency(
+        bench,
+        rate,
+        duration,
+        "half the measured capacity",
+        &mut section,
+    )
+    .await;
+    // The same at a web app's everyday pace, where the broker is far from saturated.
+    throughput::latency(bench, 500.0, duration, "everyday load", &mut section).await;
     section
 }
 

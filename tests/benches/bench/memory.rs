@@ -3,8 +3,10 @@
 
 use std::time::{Duration, Instant};
 
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
 use shared::{Registry, Worker, work_queue};
-use support::wait_until;
 
 use crate::processes::Process;
 use crate::report::{Section, per_second};
@@ -28,14 +30,38 @@ pub async fn noop_worker() {
         .expect("noop worker");
 }
 
-/// Nothing ready and nothing unacked (management statistics, refreshed every 500 ms here).
-pub async fn backlog_empty(vhost: &support::Vhost, queue: &str) -> bool {
-    let stats = vhost.management.queue(&vhost.name, queue).await;
-    stats.is_ok_and(|s| s.messages_ready == 0 && s.messages_unacknowledged == 0)
+/// Waits until `queue` has no job ready, polling every 10 ms with a passive declare: the
+/// broker's live count (management statistics lag by seconds, too coarse to time a drain).
+/// At that moment at most a prefetch's worth may still be in the consumer's hands.
+pub async fn wait_drained(url: &str, queue: &str, limit: Duration) {
+    let connection = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    let started = Instant::now();
+    loop {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let declared = channel
+            .queue_declare(queue.into(), passive, FieldTable::default())
+            .await
+            .expect("passive declare");
+        if declared.message_count() == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{queue} not drained in {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let _ = connection.close(200, "drained".into()).await;
 }
 
 /// Drains `count` jobs with a child worker; returns (peak RSS MiB, jobs/s).
-async fn drain(bench: &Bench, vhost: &support::Vhost, count: usize) -> (f64, f64) {
+async fn drain(bench: &Bench, count: usize) -> (f64, f64) {
     bench.purge().await;
     let jobs = vec![NoopJob::new(); 10_000];
     let mut left = count;
@@ -49,20 +75,6 @@ async fn drain(bench: &Bench, vhost: &support::Vhost, count: usize) -> (f64, f64
         left -= now;
     }
     let queue = work_queue(<NoopJob as shared::Job>::KIND);
-    let want = u64::try_from(count).unwrap_or(u64::MAX);
-    wait_until(
-        Duration::from_secs(60),
-        "the statistics to show the backlog",
-        || async {
-            vhost
-                .management
-                .queue(&vhost.name, &queue)
-                .await
-                .is_ok_and(|s| s.messages_ready >= want)
-        },
-    )
-    .await
-    .expect("backlog in the statistics");
     let exe = std::env::current_exe().expect("bench binary");
     let started = Instant::now();
     let child = Process::spawn(
@@ -70,21 +82,17 @@ async fn drain(bench: &Bench, vhost: &support::Vhost, count: usize) -> (f64, f64
         &["noop-worker"],
         &[("AMQP_URL", bench.url.clone()), ("RUST_LOG", "warn".into())],
     );
-    wait_until(Duration::from_secs(900), "the backlog to drain", || {
-        backlog_empty(vhost, &queue)
-    })
-    .await
-    .expect("drain");
+    wait_drained(&bench.url, &queue, Duration::from_secs(900)).await;
     let rate = count as f64 / started.elapsed().as_secs_f64();
     let peak = child.peak_rss_mib();
     child.stop();
     (peak, rate)
 }
 
-pub async fn run(bench: &Bench, vhost: &support::Vhost, large: usize, section: &mut Section) {
+pub async fn run(bench: &Bench, large: usize, section: &mut Section) {
     let small = 1_000;
-    let (small_peak, _) = drain(bench, vhost, small).await;
-    let (large_peak, rate) = drain(bench, vhost, large).await;
+    let (small_peak, _) = drain(bench, small).await;
+    let (large_peak, rate) = drain(bench, large).await;
     let note = format!("one worker process, no-op handler, prefetch {PREFETCH}");
     section.add(
         format!("worker peak RSS draining {small} jobs"),

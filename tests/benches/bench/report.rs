@@ -40,6 +40,22 @@ impl Section {
 /// Markdown for every section, under a preamble.
 pub fn markdown(preamble: &str, sections: &[Section]) -> String {
     let mut out = String::from(preamble);
+    let _ = writeln!(
+        out,
+        "\n## Against the targets\n\nEvery figure with a target, gathered from the sections \
+         below.\n\n| metric | value | target |\n| --- | ---: | --- |"
+    );
+    for (section, figure) in sections
+        .iter()
+        .flat_map(|s| s.figures.iter().map(move |f| (s, f)))
+        .filter(|(_, f)| f.note.contains("target"))
+    {
+        let _ = writeln!(
+            out,
+            "| {}: {} | {} | {} |",
+            section.title, figure.metric, figure.value, figure.note
+        );
+    }
     for section in sections {
         let _ = writeln!(
             out,
