@@ -5,9 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use shared::{Job, work_queue};
-
-use crate::memory::wait_drained;
+use crate::memory::{drain_with_noop_worker, wait_drained};
 use crate::processes::Process;
 use crate::python;
 use crate::report::{Section, per_second};
@@ -74,17 +72,7 @@ async fn ours(bench: &Bench, count: usize) -> Rates {
     let started = Instant::now();
     bench.publisher.publish_batch(&jobs).await.expect("publish");
     let publish = count as f64 / started.elapsed().as_secs_f64();
-    let exe = std::env::current_exe().expect("bench binary");
-    let started = Instant::now();
-    let child = Process::spawn(
-        exe,
-        &["noop-worker"],
-        &[("AMQP_URL", bench.url.clone()), ("RUST_LOG", "warn".into())],
-    );
-    let queue = work_queue(NoopJob::KIND);
-    wait_drained(&bench.url, &queue, Duration::from_secs(900)).await;
-    let drain = count as f64 / started.elapsed().as_secs_f64();
-    child.stop();
+    let (drain, _) = drain_with_noop_worker(bench, count).await;
     Rates { publish, drain }
 }
 
