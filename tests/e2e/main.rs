@@ -227,15 +227,15 @@ impl Stack {
         uploads.into_iter().collect()
     }
 
-    async fn image_state(&self, id: &str) -> Option<String> {
+    /// `GET /images/{id}`'s body.
+    async fn image_status(&self, id: &str) -> Option<Value> {
         let response = self
             .http
             .get(format!("{}/images/{id}", self.base))
             .send()
             .await
             .ok()?;
-        let body: Value = response.json().await.ok()?;
-        body["state"].as_str().map(str::to_owned)
+        response.json().await.ok()
     }
 
     async fn queue_depth(&self, queue: &str) -> Option<u64> {
@@ -308,28 +308,30 @@ async fn wait_all(
     images: &[(u32, String)],
     patience: Duration,
 ) -> Result<((), String), String> {
-    let states: Mutex<BTreeMap<String, usize>> = Mutex::default();
+    // The counts by state, and the first few images not (yet) where they should end.
+    let seen: Mutex<(BTreeMap<String, usize>, Vec<Value>)> = Mutex::default();
     let waited = wait_until(
         patience,
         "every image to reach its expected state",
         || async {
             let mut counts = BTreeMap::new();
-            let mut all = true;
+            let mut astray = Vec::new();
             for (seed, id) in images {
-                let state = stack
-                    .image_state(id)
-                    .await
-                    .unwrap_or_else(|| "unreachable".into());
-                all &= state == expected_state(*seed);
+                let status = stack.image_status(id).await.unwrap_or(Value::Null);
+                let state = status["state"].as_str().unwrap_or("unreachable").to_owned();
+                if state != expected_state(*seed) && astray.len() < 3 {
+                    astray.push(status);
+                }
                 *counts.entry(state).or_default() += 1;
             }
-            *states.lock().unwrap_or_else(|e| e.into_inner()) = counts;
+            let all = astray.is_empty();
+            *seen.lock().unwrap_or_else(|e| e.into_inner()) = (counts, astray);
             all
         },
     )
     .await;
-    let states = states.into_inner().unwrap_or_else(|e| e.into_inner());
-    waited.map_err(|e| format!("{e}; states: {states:?}"))?;
+    let (states, astray) = seen.into_inner().unwrap_or_else(|e| e.into_inner());
+    waited.map_err(|e| format!("{e}; states: {states:?}; for example: {astray:#?}"))?;
     Ok(((), format!("{states:?}; nothing lost")))
 }
 

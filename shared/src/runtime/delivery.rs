@@ -2,7 +2,9 @@
 //!
 //! The original delivery is acked only after its outcome is safe: a retry is acked once its
 //! copy sits confirmed in a wait queue, a dead letter once its copy sits confirmed in the DLQ.
-//! If that publish fails, the delivery is rejected with requeue (at least once, never zero).
+//! The observer hears the outcome before the ack, so a crash in between repeats it rather
+//! than losing it. If a publish fails, the delivery is rejected with requeue (at least once,
+//! never zero).
 //! A delivery that cannot be acked because its channel died comes back by redelivery.
 
 use std::any::Any;
@@ -92,10 +94,7 @@ impl Dispatcher {
                 }
                 Err((verdict, id)) => (verdict, id, 0),
             };
-            if self.settle(kind, &delivery, &verdict).await {
-                self.notify(kind, id, attempt, &delivery, verdict.outcome())
-                    .await;
-            }
+            self.settle(kind, id, attempt, &delivery, &verdict).await;
         }
         .instrument(span)
         .await;
@@ -188,12 +187,30 @@ impl Dispatcher {
         })
     }
 
-    /// Acks, or parks a copy and then acks; true once the broker holds the outcome.
-    async fn settle(&self, kind: &str, delivery: &Delivery, verdict: &Verdict) -> bool {
+    /// Parks a copy if the verdict needs one, reports the outcome, then acks. The ack comes
+    /// last: a worker that dies before it has the job redelivered, so the outcome is run and
+    /// reported again rather than acked and never recorded.
+    async fn settle(
+        &self,
+        kind: &str,
+        id: Option<JobId>,
+        attempt: u32,
+        delivery: &Delivery,
+        verdict: &Verdict,
+    ) {
+        if self.park(kind, delivery, verdict).await {
+            self.notify(kind, id, attempt, delivery, verdict.outcome())
+                .await;
+            ack(delivery).await;
+        }
+    }
+
+    /// Publishes the copy a retry or a dead letter needs, confirmed; on failure rejects the
+    /// delivery with requeue. True when the delivery may be acked.
+    async fn park(&self, kind: &str, delivery: &Delivery, verdict: &Verdict) -> bool {
         let (exchange, attempts, reason) = match verdict {
             Verdict::Done => {
                 tracing::info!("done");
-                ack(delivery).await;
                 return true;
             }
             Verdict::Retry {
@@ -222,10 +239,7 @@ impl Dispatcher {
             properties,
         };
         match self.publisher.send(parked).await {
-            Ok(()) => {
-                ack(delivery).await;
-                true
-            }
+            Ok(()) => true,
             Err(error) => {
                 tracing::warn!(%error, "could not park the job; requeueing it");
                 let requeue = BasicRejectOptions { requeue: true };

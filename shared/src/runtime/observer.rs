@@ -1,9 +1,11 @@
 //! A window on each job's life, for status pages and metrics: started, succeeded, retrying,
 //! failed. The runtime reports; a domain decides what to record.
 //!
-//! Events are reported after the broker has the outcome (the ack, or the parked copy), and
-//! an observer cannot fail a job: it logs its own errors. Delivery is at least once, so an
-//! observer may see a job start again after it succeeded.
+//! A final event is reported after a retry's or dead letter's copy is confirmed and before
+//! the original is acked: a worker that dies in between has the job redelivered, so the
+//! last word is reported again, never lost. An observer cannot fail a job: it logs its own
+//! errors. Delivery is at least once, so an observer may see a job start again after it
+//! succeeded.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,7 +18,7 @@ use crate::job::JobId;
 pub enum JobOutcome<'a> {
     /// A run began.
     Started,
-    /// The run succeeded and the job was acked.
+    /// The run succeeded; the job is acked next.
     Succeeded,
     /// The run failed and the job waits `delay` for its next attempt.
     Retrying {

@@ -1,7 +1,9 @@
-//! The job machinery: handling, retries, dead letters, publishing, recovery, shutdown, decoupling.
+//! The job machinery: handling, observing, retries, dead letters, publishing, recovery,
+//! shutdown, decoupling.
 
 mod bad_input;
 mod handling;
+mod observing;
 mod permissions;
 mod publishing;
 mod recovery;

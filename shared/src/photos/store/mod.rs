@@ -5,10 +5,11 @@
 mod pipeline;
 mod uploads;
 
+use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use self::pipeline::{Claim, ImageFacts, JobRecord};
 pub use self::uploads::NewUpload;
@@ -34,10 +35,15 @@ impl PhotoStore {
     /// Connects to `url` and applies pending migrations.
     #[tracing::instrument(skip_all)]
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, StoreError> {
+        // A claim holds a row lock across a broker publish (30 s at most). If its worker
+        // vanishes without the server noticing (a network cut), the server ends the
+        // transaction after this long instead of keeping the lock until TCP keepalive.
+        let options = PgConnectOptions::from_str(url)?
+            .options([("idle_in_transaction_session_timeout", "120s")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))
-            .connect(url)
+            .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })

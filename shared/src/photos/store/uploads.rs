@@ -61,16 +61,20 @@ fn db_int(value: u32) -> i32 {
 }
 
 impl PhotoStore {
-    /// Records the user (on first upload), the image, and its jobs as queued, in one transaction.
+    /// Records the user (on first upload), the image, and its jobs as queued. One statement,
+    /// so one round trip and one commit on the upload's critical path; the foreign keys are
+    /// checked at its end, when the user row exists.
     pub async fn record_upload(&self, upload: &NewUpload<'_>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO users (id) VALUES ($1) ON CONFLICT (id) DO NOTHING")
-            .bind(upload.user_id)
-            .execute(&mut *tx)
-            .await?;
+        let kinds: Vec<&str> = upload.kinds.to_vec();
         sqlx::query(
-            "INSERT INTO images (id, user_id, format, width, height, byte_size, original_key, public_original_key)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "WITH new_user AS (
+                 INSERT INTO users (id) VALUES ($2) ON CONFLICT (id) DO NOTHING
+             ), new_image AS (
+                 INSERT INTO images (id, user_id, format, width, height, byte_size, original_key, public_original_key)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             )
+             INSERT INTO image_jobs (image_id, kind, state)
+             SELECT $1, kind, 'queued' FROM unnest($9::text[]) AS kind",
         )
         .bind(upload.image_id)
         .bind(upload.user_id)
@@ -80,16 +84,9 @@ impl PhotoStore {
         .bind(i64::try_from(upload.byte_size).unwrap_or(i64::MAX))
         .bind(upload.original_key)
         .bind(upload.public_original_key)
-        .execute(&mut *tx)
+        .bind(kinds)
+        .execute(&self.pool)
         .await?;
-        for kind in upload.kinds {
-            sqlx::query("INSERT INTO image_jobs (image_id, kind, state) VALUES ($1, $2, 'queued')")
-                .bind(upload.image_id)
-                .bind(kind)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
         Ok(())
     }
 
