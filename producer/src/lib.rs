@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use shared::photos::{self, LocalStorage, PhotoStore};
+use shared::photos;
 use shared::{AmqpSettings, Publisher, PublisherSettings};
 
 /// Runs the command line until done, or (for `serve`) until `shutdown` resolves.
@@ -56,11 +56,7 @@ pub async fn app_state(
     settings: &ServeSettings,
 ) -> anyhow::Result<web::AppState> {
     let photos = &settings.photos;
-    let store = PhotoStore::connect(&photos.database_url, photos.database_max_connections)
-        .await
-        .context("connecting to PostgreSQL (DATABASE_URL)")?;
-    let storage = LocalStorage::new(&photos.storage_dir)
-        .with_context(|| format!("opening STORAGE_DIR {}", photos.storage_dir.display()))?;
+    let (store, storage) = photos.open().await?;
     Ok(web::AppState {
         publisher,
         store,

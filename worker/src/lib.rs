@@ -13,8 +13,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use shared::photos;
 use shared::photos::imaging::{ContentFilter, HashBlocklist};
-use shared::photos::{self, LocalStorage, PhotoStore};
 use shared::{AmqpSettings, Publisher, PublisherSettings, Worker};
 
 /// Runs the worker until `shutdown` resolves, then drains.
@@ -38,11 +38,7 @@ pub async fn pipeline(
     publishing: PublisherSettings,
 ) -> anyhow::Result<Pipeline> {
     let photos = &settings.photos;
-    let store = PhotoStore::connect(&photos.database_url, photos.database_max_connections)
-        .await
-        .context("connecting to PostgreSQL (DATABASE_URL)")?;
-    let storage = LocalStorage::new(&photos.storage_dir)
-        .with_context(|| format!("opening STORAGE_DIR {}", photos.storage_dir.display()))?;
+    let (store, storage) = photos.open().await?;
     let filter: Box<dyn ContentFilter> = match &settings.blocklist_file {
         Some(path) => Box::new(
             HashBlocklist::from_file(path, settings.blocklist_max_distance)

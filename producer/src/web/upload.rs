@@ -46,14 +46,12 @@ pub async fn upload_avatar(
     let original_key = original_key(image_id, extension);
     let public_key = public_original_key(image_id, extension);
     let byte_size = original.len();
-    app.storage
-        .put(&original_key, original.into())
-        .await
-        .map_err(|e| ApiError::unavailable("storing the image failed", e))?;
-    app.storage
-        .put(&public_key, public_copy)
-        .await
-        .map_err(|e| ApiError::unavailable("storing the image failed", e))?;
+    // Both files before the record: a recorded upload always has its files.
+    tokio::try_join!(
+        app.storage.put(&original_key, original.into()),
+        app.storage.put(&public_key, public_copy),
+    )
+    .map_err(|e| ApiError::unavailable("storing the image failed", e))?;
     let format = checked.format.to_string();
     let upload = NewUpload {
         image_id,

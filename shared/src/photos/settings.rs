@@ -3,6 +3,24 @@
 use std::path::PathBuf;
 
 use super::imaging::UploadLimits;
+use super::storage::LocalStorage;
+use super::store::{PhotoStore, StoreError};
+
+/// Why the photo app's data could not be opened; each names the setting to check.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenDataError {
+    /// The database is unreachable or its schema could not be migrated.
+    #[error("connecting to PostgreSQL (DATABASE_URL): {0}")]
+    Database(#[from] StoreError),
+    /// The storage directory cannot be created or used.
+    #[error("opening STORAGE_DIR {dir}: {source}")]
+    Storage {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 /// Where the photo app keeps its data.
 #[derive(Debug, Clone, clap::Args)]
@@ -34,5 +52,16 @@ impl PhotoSettings {
         UploadLimits {
             max_pixels: self.max_image_pixels,
         }
+    }
+
+    /// Connects to the database (migrating it) and opens the storage directory.
+    pub async fn open(&self) -> Result<(PhotoStore, LocalStorage), OpenDataError> {
+        let store = PhotoStore::connect(&self.database_url, self.database_max_connections).await?;
+        let storage =
+            LocalStorage::new(&self.storage_dir).map_err(|source| OpenDataError::Storage {
+                dir: self.storage_dir.clone(),
+                source,
+            })?;
+        Ok((store, storage))
     }
 }

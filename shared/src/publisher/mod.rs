@@ -286,7 +286,10 @@ impl Publisher {
         message: &Outgoing<'_>,
     ) -> Result<(), PublishError> {
         let settings = &self.inner.settings;
+        // Biased: in a pipelined batch most confirms are in already, and an unpolled timer
+        // costs nothing, so the two guards are armed only for a confirm that is late.
         let confirmation = tokio::select! {
+            biased;
             confirmation = confirm => confirmation
                 .map_err(|e| PublishError::connection("waiting for the confirm", e))?,
             blocked = lane.blocked_for(settings.blocked_timeout) => return Err(blocked),
