@@ -8,6 +8,7 @@
 #![allow(clippy::print_stdout)]
 
 mod compose;
+mod stack;
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -15,13 +16,13 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::{StreamExt, stream};
 use serde_json::Value;
 use shared::photos::imaging::{Fingerprint, UploadLimits};
-use support::images::{BANNED_SEED, jpeg_photo};
+use support::images::BANNED_SEED;
 use support::wait_until;
 
 use compose::Compose;
+use stack::{Stack, picture};
 
 const WORKERS: usize = 3;
 const FIRST_WAVE: u32 = 200;
@@ -33,13 +34,6 @@ struct Row {
     step: &'static str,
     outcome: String,
     seconds: f64,
-}
-
-struct Stack {
-    compose: Compose,
-    base: String,
-    management: String,
-    http: reqwest::Client,
 }
 
 #[tokio::main]
@@ -179,81 +173,6 @@ async fn start_stack() -> Result<(Stack, String), String> {
     Ok((stack, outcome))
 }
 
-impl Stack {
-    async fn get_status(&self, url: &str) -> Option<u16> {
-        self.http
-            .get(url)
-            .send()
-            .await
-            .ok()
-            .map(|r| r.status().as_u16())
-    }
-
-    /// Uploads the picture of `seed` for user `u<seed>`; returns its image id.
-    async fn upload(&self, seed: u32) -> Result<String, String> {
-        let bytes = picture(if seed < BANNED_IN_FIRST_WAVE {
-            BANNED_SEED
-        } else {
-            seed
-        })?;
-        let part = reqwest::multipart::Part::bytes(bytes).file_name("photo.jpg");
-        let response = self
-            .http
-            .post(format!("{}/users/u{seed}/avatar", self.base))
-            .multipart(reqwest::multipart::Form::new().part("image", part))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        if response.status() != 202 {
-            return Err(format!(
-                "upload {seed}: {} {:?}",
-                response.status(),
-                response.text().await
-            ));
-        }
-        let body: Value = response.json().await.map_err(|e| e.to_string())?;
-        body["image_id"]
-            .as_str()
-            .map(str::to_owned)
-            .ok_or_else(|| "no image_id".to_owned())
-    }
-
-    async fn upload_all(&self, seeds: &[u32]) -> Result<Vec<(u32, String)>, String> {
-        let uploads = stream::iter(seeds.iter().copied())
-            .map(|seed| async move { self.upload(seed).await.map(|id| (seed, id)) })
-            .buffer_unordered(16)
-            .collect::<Vec<_>>()
-            .await;
-        uploads.into_iter().collect()
-    }
-
-    /// `GET /images/{id}`'s body.
-    async fn image_status(&self, id: &str) -> Option<Value> {
-        let response = self
-            .http
-            .get(format!("{}/images/{id}", self.base))
-            .send()
-            .await
-            .ok()?;
-        response.json().await.ok()
-    }
-
-    async fn queue_depth(&self, queue: &str) -> Option<u64> {
-        let user = std::env::var("RABBITMQ_ADMIN_USER").unwrap_or_else(|_| "admin".into());
-        let password = std::env::var("RABBITMQ_ADMIN_PASSWORD")
-            .unwrap_or_else(|_| "admin-dev-password".into());
-        let response = self
-            .http
-            .get(format!("{}/queues/%2F/{queue}", self.management))
-            .basic_auth(user, Some(password))
-            .send()
-            .await
-            .ok()?;
-        let body: Value = response.json().await.ok()?;
-        body["messages"].as_u64()
-    }
-}
-
 async fn upload_with_a_kill(
     stack: &Stack,
     seeds: &[u32],
@@ -288,11 +207,6 @@ async fn upload_with_a_kill(
 
 fn fingerprint(seed: u32) -> Result<Fingerprint, String> {
     Fingerprint::of_image(&picture(seed)?, &UploadLimits::default()).map_err(|e| e.to_string())
-}
-
-/// The upload of `seed`: a 640 × 480 photo.
-fn picture(seed: u32) -> Result<Vec<u8>, String> {
-    jpeg_photo(640, 480, seed).map_err(|e| e.to_string())
 }
 
 fn expected_state(seed: u32) -> &'static str {

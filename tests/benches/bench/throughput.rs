@@ -15,7 +15,7 @@ use lapin::options::{
     ConfirmSelectOptions, QueuePurgeOptions,
 };
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties};
+use lapin::{Confirmation, Connection, ConnectionProperties};
 use serde::{Deserialize, Serialize};
 use shared::{
     AmqpSettings, EncodedJob, Job, JobContext, JobEvent, JobObserver, JobOutcome, Publisher,
@@ -89,8 +89,9 @@ impl Bench {
     }
 }
 
-/// Raw lapin: the same bytes and properties, mandatory, a sliding window of confirms.
-async fn raw_publish(url: &str, body: &[u8], count: usize) -> f64 {
+/// Raw lapin: the same body and properties (an encoded job's), mandatory, a sliding window
+/// of confirms.
+async fn raw_publish(url: &str, job: &EncodedJob, count: usize) -> f64 {
     let connection = Connection::connect(url, ConnectionProperties::default())
         .await
         .expect("connect");
@@ -99,11 +100,7 @@ async fn raw_publish(url: &str, body: &[u8], count: usize) -> f64 {
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .expect("confirms");
-    let properties = BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_delivery_mode(2)
-        .with_message_id("raw".into())
-        .with_type(NoopJob::KIND.into());
+    let properties = job.properties();
     let options = BasicPublishOptions {
         mandatory: true,
         ..BasicPublishOptions::default()
@@ -119,7 +116,7 @@ async fn raw_publish(url: &str, body: &[u8], count: usize) -> f64 {
                 "jobs".into(),
                 NoopJob::KIND.into(),
                 options,
-                body,
+                &job.body,
                 properties.clone(),
             )
             .await
@@ -257,17 +254,17 @@ async fn typed_consume(bench: &Bench, count: usize) -> f64 {
 
 /// Publish and consume, library against raw lapin, interleaved `rounds` times.
 pub async fn run(bench: &Bench, count: usize, rounds: usize, section: &mut Section) -> Capacity {
-    let body = EncodedJob::encode(&NoopJob::new()).expect("encode").body;
+    let job = EncodedJob::encode(&NoopJob::new()).expect("encode");
     let (mut raw_pub, mut ours_pub, mut raw_con, mut ours_con) = (vec![], vec![], vec![], vec![]);
     for round in 0..rounds {
         bench.purge().await;
         // Alternate which side goes first, so neither always meets a warmer broker.
         if round % 2 == 0 {
-            raw_pub.push(raw_publish(&bench.url, &body, count).await);
+            raw_pub.push(raw_publish(&bench.url, &job, count).await);
             ours_pub.push(typed_publish(bench, count).await);
         } else {
             ours_pub.push(typed_publish(bench, count).await);
-            raw_pub.push(raw_publish(&bench.url, &body, count).await);
+            raw_pub.push(raw_publish(&bench.url, &job, count).await);
         }
         // Each consumer meets a queue of exactly `count` jobs: a fast consumer must not eat
         // into the other's share (it would wait for jobs that never come).
