@@ -65,7 +65,6 @@ impl PhotoStore {
     /// so one round trip and one commit on the upload's critical path; the foreign keys are
     /// checked at its end, when the user row exists.
     pub async fn record_upload(&self, upload: &NewUpload<'_>) -> Result<(), StoreError> {
-        let kinds: Vec<&str> = upload.kinds.to_vec();
         sqlx::query(
             "WITH new_user AS (
                  INSERT INTO users (id) VALUES ($2) ON CONFLICT (id) DO NOTHING
@@ -84,7 +83,7 @@ impl PhotoStore {
         .bind(i64::try_from(upload.byte_size).unwrap_or(i64::MAX))
         .bind(upload.original_key)
         .bind(upload.public_original_key)
-        .bind(kinds)
+        .bind(upload.kinds)
         .execute(&self.pool)
         .await?;
         Ok(())
