@@ -7,6 +7,7 @@
 mod backoff;
 mod cli;
 mod connection;
+mod cpu;
 mod definitions;
 mod envelope;
 mod headers;
@@ -22,6 +23,7 @@ pub mod photos;
 
 pub use cli::parse_args;
 pub use connection::{AmqpSettings, parse_duration};
+pub use cpu::{CpuPool, CpuTaskError};
 pub use definitions::{BrokerUser, Role, broker_definitions, password_hash};
 pub use envelope::{CONTENT_TYPE, EncodedJob};
 pub use headers::{DELIVERY_COUNT, JOB_ATTEMPTS, JOB_ERROR, header_str, header_u32};

@@ -1,5 +1,6 @@
 //! The worker's command line; every flag can also come from its environment variable.
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
 use shared::photos::PhotoSettings;
@@ -31,6 +32,10 @@ pub struct PipelineSettings {
     #[arg(long, env = "THUMBNAIL_SIZES", value_delimiter = ',', default_value = "64,256,512",
           value_parser = clap::value_parser!(u32).range(8..=2048))]
     pub thumbnail_sizes: Vec<u32>,
+    /// Image decodes, resizes and hashes run at once by this process (default: one per core
+    /// it may use). Jobs beyond it wait for a slot; raise WORKER_CONCURRENCY for I/O, not this.
+    #[arg(long, env = "WORKER_CPU_THREADS")]
+    pub cpu_threads: Option<NonZeroUsize>,
     /// Perceptual hashes of banned images, one hex fingerprint per line (none: nothing is banned).
     #[arg(long, env = "BLOCKLIST_FILE")]
     pub blocklist_file: Option<PathBuf>,

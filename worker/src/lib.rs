@@ -15,7 +15,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use shared::photos;
 use shared::photos::imaging::{ContentFilter, HashBlocklist};
-use shared::{AmqpSettings, Publisher, PublisherSettings, Worker};
+use shared::{AmqpSettings, CpuPool, Publisher, PublisherSettings, Worker};
 
 /// Runs the worker until `shutdown` resolves, then drains.
 pub async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -56,6 +56,9 @@ pub async fn pipeline(
         storage,
         publisher,
         filter,
+        cpu: settings
+            .cpu_threads
+            .map_or_else(CpuPool::per_core, CpuPool::new),
         mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.outbox_dir)?,
         mail_from: mailer::mailbox(&settings.mail_from)
             .map_err(anyhow::Error::msg)

@@ -107,7 +107,7 @@ async fn spike_section(broker: &Broker, quick: bool) -> Section {
     } else {
         (10_000, 10_000.0 / 60.0)
     };
-    for workers in [1, 3] {
+    for workers in spike_workers() {
         let paced = spike::Scenario {
             workers,
             uploads,
@@ -124,6 +124,19 @@ async fn spike_section(broker: &Broker, quick: bool) -> Section {
         spike::run(&bin, broker, &images, flood, &label, &mut section).await;
     }
     section
+}
+
+/// Worker counts for the spike: `BENCH_SPIKE_WORKERS` (comma-separated, for working on one
+/// case), else 1 and 3.
+fn spike_workers() -> Vec<usize> {
+    std::env::var("BENCH_SPIKE_WORKERS").map_or_else(
+        |_| vec![1, 3],
+        |list| {
+            list.split(',')
+                .map(|n| n.trim().parse().expect("BENCH_SPIKE_WORKERS"))
+                .collect()
+        },
+    )
 }
 
 /// Machine, versions and settings, for the top of the report.
@@ -152,6 +165,8 @@ async fn preamble(broker: &Broker, quick: bool) -> String {
          - machine: {cpu}, {cores} cores (shared by broker, clients and workers)\n\
          - RabbitMQ {rabbitmq} (`{image}:{tag}`, single node, in Docker)\n\
          - {rustc}, release profile\n\
+         - spike: worker processes run as background work (own session at autogroup nice 19, \
+         nice 10); the app's image files on `/dev/shm`, off PostgreSQL's disk\n\
          - date: {}\n",
         if quick { " (quick mode)" } else { "" },
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),

@@ -60,6 +60,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
     let pipeline = worker::PipelineSettings {
         photos: photos.clone(),
         thumbnail_sizes: vec![64, 256, 512],
+        cpu_threads: None,
         blocklist_file,
         blocklist_max_distance: 8,
         smtp_url: None,

@@ -18,7 +18,7 @@ use shared::photos::{
     EmailJob, ImageFacts, LocalStorage, ModerationJob, PhotoStore, ProfileUrlJob, StatusRecorder,
     ThumbnailJob,
 };
-use shared::{JobError, Publisher, Registry, ResultExt};
+use shared::{CpuPool, JobError, Publisher, Registry, ResultExt};
 use uuid::Uuid;
 
 use crate::mailer::Mailer;
@@ -30,6 +30,8 @@ pub struct Pipeline {
     /// Publishes `update_profile_url` when the join completes.
     pub publisher: Publisher,
     pub filter: Box<dyn ContentFilter>,
+    /// Decoding, resizing and hashing run here, at most one per core at a time.
+    pub cpu: CpuPool,
     pub mailer: Mailer,
     pub mail_from: Mailbox,
     pub user_email_domain: String,

@@ -12,7 +12,9 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: ModerationJob) -> JobResult {
     let facts = pipeline.facts(job.image_id).await?;
     let original = pipeline.original(&facts).await?;
     let checker = Arc::clone(&pipeline);
-    let verdict = tokio::task::spawn_blocking(move || checker.filter.check(&original))
+    let verdict = pipeline
+        .cpu
+        .run(move || checker.filter.check(&original))
         .await
         .or_retry("the moderation task")?
         .map_err(|e| JobError::permanent(format!("moderating: {e}")))?;

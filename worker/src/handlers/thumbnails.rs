@@ -16,12 +16,14 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: ThumbnailJob) -> JobResult {
     let original = pipeline.original(&facts).await?;
     let sizes = pipeline.thumbnail_sizes.clone();
     let limits = pipeline.limits;
-    // Decoding and resizing are CPU work: keep them off the threads that run heartbeats.
-    let thumbnails =
-        tokio::task::spawn_blocking(move || make_thumbnails(&original, &sizes, &limits))
-            .await
-            .or_retry("the thumbnail task")?
-            .map_err(|e| JobError::permanent(format!("making thumbnails: {e}")))?;
+    // Decoding and resizing are CPU work: off the async threads, and no more at once than
+    // there are cores, however many jobs this worker runs.
+    let thumbnails = pipeline
+        .cpu
+        .run(move || make_thumbnails(&original, &sizes, &limits))
+        .await
+        .or_retry("the thumbnail task")?
+        .map_err(|e| JobError::permanent(format!("making thumbnails: {e}")))?;
     let mut keys = BTreeMap::new();
     for thumbnail in thumbnails {
         let key = thumbnail_key(job.image_id, thumbnail.size);
