@@ -51,14 +51,19 @@ pub async fn pipeline(
         .context("building the topology")?;
     let publisher = Publisher::new(amqp, publishing, topology, "worker handlers")
         .context("setting up the handlers' publisher")?;
+    let cpu = settings
+        .cpu_threads
+        .map_or_else(CpuPool::per_core, CpuPool::new);
+    tracing::info!(
+        cpu_threads = cpu.threads(),
+        "image work runs at most this many at once"
+    );
     Ok(Pipeline {
         store,
         storage,
         publisher,
         filter,
-        cpu: settings
-            .cpu_threads
-            .map_or_else(CpuPool::per_core, CpuPool::new),
+        cpu,
         mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.outbox_dir)?,
         mail_from: mailer::mailbox(&settings.mail_from)
             .map_err(anyhow::Error::msg)

@@ -6,7 +6,7 @@ use shared::photos::ModerationJob;
 use shared::photos::imaging::ModerationVerdict;
 use shared::{JobError, JobResult, ResultExt};
 
-use super::{Pipeline, join};
+use super::Pipeline;
 
 pub async fn handle(pipeline: Arc<Pipeline>, job: ModerationJob) -> JobResult {
     let facts = pipeline.facts(job.image_id).await?;
@@ -31,11 +31,5 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: ModerationJob) -> JobResult {
         tracing::info!(image_id = %job.image_id, ?reason, "image rejected");
         return Ok(());
     }
-    join::complete(
-        &pipeline.store,
-        &pipeline.publisher,
-        job.image_id,
-        &facts.user_id,
-    )
-    .await
+    pipeline.complete_join(job.image_id, &facts).await
 }

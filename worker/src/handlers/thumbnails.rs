@@ -9,7 +9,7 @@ use shared::photos::imaging::make_thumbnails;
 use shared::photos::storage::thumbnail_key;
 use shared::{JobError, JobResult, ResultExt};
 
-use super::{Pipeline, join};
+use super::Pipeline;
 
 pub async fn handle(pipeline: Arc<Pipeline>, job: ThumbnailJob) -> JobResult {
     let facts = pipeline.facts(job.image_id).await?;
@@ -39,11 +39,5 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: ThumbnailJob) -> JobResult {
         .save_thumbnails(job.image_id, &keys)
         .await
         .or_retry("recording the thumbnails")?;
-    join::complete(
-        &pipeline.store,
-        &pipeline.publisher,
-        job.image_id,
-        &facts.user_id,
-    )
-    .await
+    pipeline.complete_join(job.image_id, &facts).await
 }
