@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)]
 
 mod celery;
+mod latency;
 mod memory;
 mod processes;
 mod python;
@@ -74,24 +75,24 @@ fn wanted(section: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == section))
 }
 
-/// Publish and consume against raw lapin, then latency at half the capacity measured.
+/// Publish and consume against raw lapin, then latency at half the end-to-end capacity.
 async fn throughput_section(bench: &throughput::Bench, quick: bool) -> Section {
     let mut section = Section::new("Throughput: the library against raw lapin");
-    let (count, rounds) = if quick { (5_000, 2) } else { (20_000, 5) };
-    let capacity = throughput::run(bench, count, rounds, &mut section).await;
+    let (count, rounds) = if quick { (5_000, 2) } else { (40_000, 9) };
+    throughput::run(bench, count, rounds, &mut section).await;
     eprintln!("==> latency");
-    let rate = capacity.publish.min(capacity.consume) / 2.0;
+    let rate = latency::sustained(bench, count * 5, &mut section).await / 2.0;
     let duration = Duration::from_secs(if quick { 3 } else { 10 });
-    throughput::latency(
+    latency::at_rate(
         bench,
         rate,
         duration,
-        "half the measured capacity",
+        "half the end-to-end capacity",
         &mut section,
     )
     .await;
     // The same at a web app's everyday pace, where the broker is far from saturated.
-    throughput::latency(bench, 500.0, duration, "everyday load", &mut section).await;
+    latency::at_rate(bench, 500.0, duration, "everyday load", &mut section).await;
     section
 }
 
