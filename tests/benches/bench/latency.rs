@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shared::{JobContext, PublisherSettings, Registry, Worker};
+use shared::{JobContext, Publisher, PublisherSettings, Registry, Worker};
 
 use crate::report::{Section, per_second, quantile};
 use crate::throughput::{Bench, NoopJob, typed_consume, worker_settings};
@@ -28,6 +28,23 @@ pub async fn sustained(bench: &Bench, count: usize, section: &mut Section) -> f6
         format!("{count} jobs, worker runtime running while they are published"),
     );
     rate
+}
+
+/// Publishes `total` jobs at `rate` per second, each on its own; returns the rate achieved.
+async fn publish_at(publisher: &Publisher, rate: f64, total: usize) -> f64 {
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut publishes = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for _ in 0..total {
+        ticks.tick().await;
+        let publisher = publisher.clone();
+        publishes.spawn(async move { publisher.publish(&NoopJob::new()).await.map(drop) });
+    }
+    while let Some(result) = publishes.join_next().await {
+        result.expect("publish task").expect("publish");
+    }
+    total as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Publish-to-handler latency at `rate` jobs/s for `duration`, each job published on its
@@ -63,19 +80,7 @@ pub async fn at_rate(
         let _ = stopped.await;
     }));
     let total = (rate * duration.as_secs_f64()) as usize;
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut publishes = tokio::task::JoinSet::new();
-    let started = Instant::now();
-    for _ in 0..total {
-        ticks.tick().await;
-        let publisher = bench.publisher.clone();
-        publishes.spawn(async move { publisher.publish(&NoopJob::new()).await.map(drop) });
-    }
-    while let Some(result) = publishes.join_next().await {
-        result.expect("publish task").expect("publish");
-    }
-    let achieved = total as f64 / started.elapsed().as_secs_f64();
+    let achieved = publish_at(&bench.publisher, rate, total).await;
     support::wait_until(
         Duration::from_secs(60),
         "every latency job handled",

@@ -209,6 +209,20 @@ async fn upload(base: &str, images: &[Vec<u8>], scenario: &Scenario) -> (usize, 
     (accepted, times)
 }
 
+/// What one scenario measured.
+struct Outcome {
+    accepted: usize,
+    /// Sorted response times, ms.
+    times: Vec<f64>,
+    upload_seconds: f64,
+    /// (seconds since the first upload, thumbnail backlog)
+    depths: Vec<(u64, u64)>,
+    drain_seconds: f64,
+    drained: bool,
+    lost: i64,
+    producer_peak: f64,
+}
+
 /// Runs one scenario and adds its figures under `label`.
 pub async fn run(
     bin: &Path,
@@ -220,30 +234,47 @@ pub async fn run(
 ) {
     let stack = start(bin, broker, scenario.workers).await;
     stack.wait_for_consumers(scenario.workers).await;
+    let outcome = measure(&stack, images, &scenario).await;
+    report(&outcome, &scenario, label, section);
+    for worker in stack.workers {
+        worker.stop();
+    }
+    stack.producer.stop();
+    let _ = std::fs::remove_dir_all(&stack.dir);
+}
+
+/// (seconds since the first upload, thumbnail backlog), shared with the sampling task.
+type Depths = Arc<Mutex<Vec<(u64, u64)>>>;
+
+/// Samples the thumbnail backlog every 5 s until aborted.
+fn sample_depths(stack: &Stack) -> (tokio::task::JoinHandle<()>, Depths) {
     let depths = Arc::new(Mutex::new(Vec::new()));
-    let sampler = {
-        let (depths, started) = (Arc::clone(&depths), Instant::now());
-        let (management, vhost) = (stack.vhost.management.clone(), stack.vhost.name.clone());
-        tokio::spawn(async move {
-            loop {
-                let stats = management
-                    .queue(&vhost, "jobs.process_thumbnails")
-                    .await
-                    .unwrap_or_default();
-                let depth = stats.messages_ready + stats.messages_unacknowledged;
-                depths
-                    .lock()
-                    .expect("depths")
-                    .push((started.elapsed().as_secs(), depth));
-                tokio::time::sleep(Duration::from_secs(5)).await;
-            }
-        })
-    };
+    let (sink, started) = (Arc::clone(&depths), Instant::now());
+    let (management, vhost) = (stack.vhost.management.clone(), stack.vhost.name.clone());
+    let sampler = tokio::spawn(async move {
+        loop {
+            let stats = management
+                .queue(&vhost, "jobs.process_thumbnails")
+                .await
+                .unwrap_or_default();
+            let depth = stats.messages_ready + stats.messages_unacknowledged;
+            sink.lock()
+                .expect("depths")
+                .push((started.elapsed().as_secs(), depth));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    });
+    (sampler, depths)
+}
+
+/// Sends the uploads, then waits for every accepted one to be processed.
+async fn measure(stack: &Stack, images: &[Vec<u8>], scenario: &Scenario) -> Outcome {
+    let (sampler, depths) = sample_depths(stack);
     let started = Instant::now();
-    let (accepted, times) = upload(&stack.base, images, &scenario).await;
+    let (accepted, times) = upload(&stack.base, images, scenario).await;
     let upload_seconds = started.elapsed().as_secs_f64();
     let producer_peak = stack.producer.peak_rss_mib();
-    let drained = Instant::now();
+    let drain_started = Instant::now();
     let all = i64::try_from(accepted).unwrap_or(i64::MAX);
     let waited = wait_until(
         Duration::from_secs(1800),
@@ -251,29 +282,43 @@ pub async fn run(
         || async { stack.finished().await >= all && stack.thumbnail_backlog().await == 0 },
     )
     .await;
-    let drain_seconds = drained.elapsed().as_secs_f64();
+    let drain_seconds = drain_started.elapsed().as_secs_f64();
     sampler.abort();
-    let lost = all - stack.finished().await;
+    let depths = depths.lock().expect("depths").clone();
+    Outcome {
+        accepted,
+        times,
+        upload_seconds,
+        depths,
+        drain_seconds,
+        drained: waited.is_ok(),
+        lost: all - stack.finished().await,
+        producer_peak,
+    }
+}
+
+fn report(outcome: &Outcome, scenario: &Scenario, label: &str, section: &mut Section) {
     let note = format!(
         "{} uploads, {} worker process(es)",
         scenario.uploads, scenario.workers
     );
+    let times = &outcome.times;
     section.add(
         format!("{label}: accepted"),
-        format!("{accepted} of {}", scenario.uploads),
+        format!("{} of {}", outcome.accepted, scenario.uploads),
         &note,
     );
     section.add(
         format!("{label}: uploads accepted per second"),
-        per_second(accepted as f64 / upload_seconds),
+        per_second(outcome.accepted as f64 / outcome.upload_seconds),
         &note,
     );
     section.add(
         format!("{label}: response p50 / p99 / max"),
         format!(
             "{:.1} / {:.1} / {:.1} ms",
-            quantile(&times, 0.5),
-            quantile(&times, 0.99),
+            quantile(times, 0.5),
+            quantile(times, 0.99),
             times.last().copied().unwrap_or(0.0)
         ),
         if matches!(scenario.pace, Pace::Rate(_)) {
@@ -282,9 +327,8 @@ pub async fn run(
             note.clone()
         },
     );
-    let depth_text: Vec<String> = depths
-        .lock()
-        .expect("depths")
+    let depth_text: Vec<String> = outcome
+        .depths
         .iter()
         .map(|(t, d)| format!("{t}s:{d}"))
         .collect();
@@ -295,22 +339,17 @@ pub async fn run(
     );
     section.add(
         format!("{label}: time to drain after the last upload"),
-        format!("{drain_seconds:.1} s"),
-        if waited.is_ok() { "" } else { "TIMED OUT" },
+        format!("{:.1} s", outcome.drain_seconds),
+        if outcome.drained { "" } else { "TIMED OUT" },
     );
     section.add(
         format!("{label}: lost"),
-        lost.to_string(),
+        outcome.lost.to_string(),
         "accepted uploads not processed",
     );
     section.add(
         format!("{label}: producer peak RSS"),
-        format!("{producer_peak:.1} MiB"),
+        format!("{:.1} MiB", outcome.producer_peak),
         "VmHWM",
     );
-    for worker in stack.workers {
-        worker.stop();
-    }
-    stack.producer.stop();
-    let _ = std::fs::remove_dir_all(&stack.dir);
 }

@@ -272,11 +272,48 @@ pub async fn typed_consume(bench: &Bench, count: usize) -> f64 {
     rate
 }
 
+/// One comparison's rates over the rounds: raw lapin's and ours.
+#[derive(Default)]
+struct Pair {
+    raw: Vec<f64>,
+    ours: Vec<f64>,
+}
+
+impl Pair {
+    /// Adds both medians and their ratio; the rounds' own ratios (two runs back to back)
+    /// show in the note how much one pair of runs varies on a shared machine.
+    fn report(&self, labels: [String; 3], note: &str, section: &mut Section) {
+        let mut ratios: Vec<f64> = self
+            .ours
+            .iter()
+            .zip(&self.raw)
+            .map(|(o, r)| o / r)
+            .collect();
+        ratios.sort_by(f64::total_cmp);
+        let (raw, ours) = (
+            median(&mut self.raw.clone()),
+            median(&mut self.ours.clone()),
+        );
+        let [raw_label, ours_label, ratio_label] = labels;
+        section.add(raw_label, per_second(raw), note);
+        section.add(ours_label, per_second(ours), note);
+        section.add(
+            ratio_label,
+            format!("{:.2}", ours / raw),
+            format!(
+                "ratio of the medians; per round {:.2} to {:.2}, median {:.2}; target ≥ 0.9",
+                ratios.first().copied().unwrap_or(0.0),
+                ratios.last().copied().unwrap_or(0.0),
+                median(&mut ratios)
+            ),
+        );
+    }
+}
+
 /// Publish and consume, library against raw lapin, interleaved `rounds` times.
 pub async fn run(bench: &Bench, count: usize, rounds: usize, section: &mut Section) {
     let job = EncodedJob::encode(&NoopJob::new()).expect("encode");
-    let (mut raw_pub, mut ours_pub, mut raw_con, mut ours_con) = (vec![], vec![], vec![], vec![]);
-    let (mut pub_ratios, mut con_ratios) = (vec![], vec![]);
+    let (mut publish, mut consume) = (Pair::default(), Pair::default());
     for round in 0..rounds {
         // Alternate which side goes first, so neither always meets a warmer broker; each
         // publish meets an empty queue, and each consumer a queue of exactly `count` jobs (a
@@ -284,70 +321,47 @@ pub async fn run(bench: &Bench, count: usize, rounds: usize, section: &mut Secti
         for raw_first in [round % 2 == 0, round % 2 != 0] {
             bench.purge().await;
             if raw_first {
-                raw_pub.push(raw_publish(&bench.raw.channel, &job, count).await);
+                publish
+                    .raw
+                    .push(raw_publish(&bench.raw.channel, &job, count).await);
             } else {
-                ours_pub.push(typed_publish(&bench.compared, count).await);
+                publish
+                    .ours
+                    .push(typed_publish(&bench.compared, count).await);
             }
         }
         for raw_first in [round % 2 == 0, round % 2 != 0] {
             bench.purge().await;
             typed_publish(&bench.publisher, count).await;
             if raw_first {
-                raw_con.push(raw_consume(&bench.url, count).await);
+                consume.raw.push(raw_consume(&bench.url, count).await);
             } else {
-                ours_con.push(typed_consume(bench, count).await);
+                consume.ours.push(typed_consume(bench, count).await);
             }
         }
-        pub_ratios.push(ours_pub[round] / raw_pub[round]);
-        con_ratios.push(ours_con[round] / raw_con[round]);
         eprintln!(
             "  round {round}: publish raw {:.0}/s ours {:.0}/s; consume raw {:.0}/s ours {:.0}/s",
-            raw_pub[round], ours_pub[round], raw_con[round], ours_con[round]
+            publish.raw[round], publish.ours[round], consume.raw[round], consume.ours[round]
         );
     }
-    let (raw_pub, ours_pub) = (median(&mut raw_pub), median(&mut ours_pub));
-    let (raw_con, ours_con) = (median(&mut raw_con), median(&mut ours_con));
     let note = format!("median of {rounds} interleaved rounds of {count} jobs");
-    section.add(
-        "publish: raw lapin, pipelined confirms",
-        per_second(raw_pub),
+    let labels = |raw: &str, ours: &str, ratio: &str| [raw.into(), ours.into(), ratio.into()];
+    publish.report(
+        labels(
+            "publish: raw lapin, pipelined confirms",
+            "publish: typed publisher (publish_batch)",
+            "publish ratio (typed / raw)",
+        ),
         &note,
+        section,
     );
-    section.add(
-        "publish: typed publisher (publish_batch)",
-        per_second(ours_pub),
+    consume.report(
+        labels(
+            &format!("consume: raw lapin, manual acks, prefetch {PREFETCH}"),
+            "consume: worker runtime, no-op handler",
+            "consume ratio (runtime / raw)",
+        ),
         &note,
+        section,
     );
-    section.add(
-        "publish ratio (typed / raw)",
-        format!("{:.2}", ours_pub / raw_pub),
-        ratio_note(&mut pub_ratios),
-    );
-    section.add(
-        format!("consume: raw lapin, manual acks, prefetch {PREFETCH}"),
-        per_second(raw_con),
-        &note,
-    );
-    section.add(
-        "consume: worker runtime, no-op handler",
-        per_second(ours_con),
-        &note,
-    );
-    section.add(
-        "consume ratio (runtime / raw)",
-        format!("{:.2}", ours_con / raw_con),
-        ratio_note(&mut con_ratios),
-    );
-}
-
-/// The medians' ratio is the figure; the rounds' own ratios (two runs back to back) show
-/// how much one pair of runs varies on a shared machine.
-fn ratio_note(ratios: &mut [f64]) -> String {
-    ratios.sort_by(f64::total_cmp);
-    format!(
-        "ratio of the medians; per round {:.2} to {:.2}, median {:.2}; target ≥ 0.9",
-        ratios.first().copied().unwrap_or(0.0),
-        ratios.last().copied().unwrap_or(0.0),
-        median(ratios)
-    )
 }

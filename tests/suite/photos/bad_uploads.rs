@@ -118,7 +118,11 @@ async fn bad_uploads_get_a_4xx_with_a_message_and_the_server_keeps_answering() {
     for (what, response, status, mentions) in cases {
         assert_refused(&app, what, response, status, mentions).await;
     }
+}
 
+#[tokio::test]
+async fn a_form_without_an_image_and_bad_lookups_get_a_4xx_with_a_message() {
+    let app = spawn_photo_app("bad-lookups", Options::default()).await;
     let form = reqwest::multipart::Form::new().text("picture", "no image field");
     let response = app
         .http
@@ -144,8 +148,12 @@ async fn bad_uploads_get_a_4xx_with_a_message_and_the_server_keeps_answering() {
     assert_refused(&app, "unknown image", response, 404, "no image").await;
     let response = app.http.get(app.url("/users/nobody")).send().await.unwrap();
     assert_refused(&app, "unknown user", response, 404, "no user").await;
+}
 
-    // A client file name is never a path: the upload is stored under our own name.
+#[tokio::test]
+async fn a_client_file_name_is_never_a_path_the_upload_is_stored_under_our_own_name() {
+    let app = spawn_photo_app("file-names", Options::default()).await;
+    let good = jpeg(&photo(300, 200, 5));
     let image_id = app
         .accepted_upload_named("u1", good, "../../../../tmp/evil.jpg")
         .await;
