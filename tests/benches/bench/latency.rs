@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shared::{JobContext, Publisher, PublisherSettings, Registry, Worker};
+use shared::{JobContext, Publisher, Registry};
 
 use crate::report::{Section, per_second, quantile};
-use crate::throughput::{Bench, NoopJob, typed_consume, worker_settings};
+use crate::throughput::{Bench, NoopJob, RunningWorker, typed_consume};
 
 /// End-to-end capacity: jobs published and handled per second with both running at once on
 /// the one broker (each side alone is faster; together they share its cores).
@@ -68,17 +68,7 @@ pub async fn at_rate(
             Ok(())
         }
     });
-    let worker = Worker::new(
-        bench.amqp.clone(),
-        worker_settings("latency"),
-        PublisherSettings::default(),
-        registry,
-    )
-    .expect("worker");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(worker.run(async move {
-        let _ = stopped.await;
-    }));
+    let worker = RunningWorker::start(bench, "latency", registry);
     let total = (rate * duration.as_secs_f64()) as usize;
     let achieved = publish_at(&bench.publisher, rate, total).await;
     support::wait_until(
@@ -88,8 +78,7 @@ pub async fn at_rate(
     )
     .await
     .expect("latency run");
-    let _ = stop.send(());
-    let _ = running.await;
+    worker.stop().await;
     let mut sorted = samples.lock().expect("samples").clone();
     sorted.sort_by(f64::total_cmp);
     let note = format!("{total} jobs asked at {rate:.0}/s ({label}), published at {achieved:.0}/s");

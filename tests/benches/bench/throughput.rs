@@ -253,23 +253,45 @@ pub async fn typed_consume(bench: &Bench, count: usize) -> f64 {
     let registry = Registry::new()
         .register(|_: NoopJob, _: JobContext| async { Ok(()) })
         .observe(CountSettled(Arc::clone(&settled)));
-    let worker = Worker::new(
-        bench.amqp.clone(),
-        worker_settings("bench"),
-        PublisherSettings::default(),
-        registry,
-    )
-    .expect("worker");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();
-    let running = tokio::spawn(worker.run(async move {
-        let _ = stopped.await;
-    }));
+    let worker = RunningWorker::start(bench, "bench", registry);
     settled.reached.notified().await;
     let rate = count as f64 / started.elapsed().as_secs_f64();
-    let _ = stop.send(());
-    let _ = running.await;
+    worker.stop().await;
     rate
+}
+
+/// The worker runtime running in this process until stopped.
+pub struct RunningWorker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    running: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    pub fn start(bench: &Bench, name: &str, registry: Registry) -> Self {
+        let worker = Worker::new(
+            bench.amqp.clone(),
+            worker_settings(name),
+            PublisherSettings::default(),
+            registry,
+        )
+        .expect("worker");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            // What it did shows in the jobs it settled, which the caller counts.
+            let _ = worker.run(shutdown).await;
+        });
+        Self { stop, running }
+    }
+
+    /// Asks the worker to drain and waits until it has.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.running.await;
+    }
 }
 
 /// One comparison's rates over the rounds: raw lapin's and ours.
