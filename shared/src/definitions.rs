@@ -10,7 +10,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::topology::{DEAD_LETTER_EXCHANGE, EXCHANGE, Topology};
+use crate::topology::{DEAD_LETTER_EXCHANGE, EXCHANGE, QUARANTINE_EXCHANGE, Topology};
 
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,8 @@ pub enum Role {
     Administrator,
     /// Publish to `jobs`, nothing else.
     Publisher,
-    /// Consume the work queues; publish retries, dead letters and follow-up jobs.
+    /// Consume the work and quarantine queues; publish retries, dead letters, quarantined
+    /// suspects and follow-up jobs.
     Consumer,
 }
 
@@ -55,11 +56,12 @@ fn permissions(role: Role, topology: &Topology) -> (String, String, String) {
         Role::Publisher => ("^$".into(), format!("^{exchange}$"), "^$".into()),
         Role::Consumer => {
             let dlx = regex_escape(DEAD_LETTER_EXCHANGE);
+            let quarantine = regex_escape(QUARANTINE_EXCHANGE);
             let kinds = topology.kinds().join("|");
             (
                 "^$".into(),
-                format!("^({exchange}|{dlx}|{exchange}\\.wait\\.[0-9]+)$"),
-                format!("^{exchange}\\.({kinds})$"),
+                format!("^({exchange}|{dlx}|{quarantine}|{exchange}\\.wait\\.[0-9]+)$"),
+                format!("^{exchange}\\.({kinds})(\\.quarantine)?$"),
             )
         }
     }
@@ -173,8 +175,11 @@ mod tests {
     fn each_role_gets_only_what_it_needs() {
         let (configure, write, read) = permissions(Role::Consumer, &topology());
         assert_eq!(configure, "^$");
-        assert_eq!(write, "^(jobs|jobs\\.dlx|jobs\\.wait\\.[0-9]+)$");
-        assert_eq!(read, "^jobs\\.(resize|send_email)$");
+        assert_eq!(
+            write,
+            "^(jobs|jobs\\.dlx|jobs\\.quarantine|jobs\\.wait\\.[0-9]+)$"
+        );
+        assert_eq!(read, "^jobs\\.(resize|send_email)(\\.quarantine)?$");
         assert_eq!(
             permissions(Role::Publisher, &topology()),
             ("^$".to_owned(), "^jobs$".to_owned(), "^$".to_owned())
@@ -202,5 +207,11 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(dlq["arguments"]["x-queue-type"], "quorum");
         assert_eq!(dlq["arguments"]["x-delivery-limit"], 20);
+        let dead = doc["queues"]
+            .as_array()
+            .and_then(|q| q.iter().find(|q| q["name"] == "jobs.resize.dlq"))
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(dead["arguments"]["x-delivery-limit"], i64::from(i32::MAX));
     }
 }

@@ -6,6 +6,13 @@ use lapin::types::{AMQPValue, FieldTable};
 pub const JOB_ERROR: &str = "x-job-error";
 /// On a retried or dead-lettered job: how many times it has run.
 pub const JOB_ATTEMPTS: &str = "x-job-attempts";
+/// How many times workers were lost while this job was in their hands (a crash, a lost
+/// connection, a broker restart), counted by the runtime itself: RabbitMQ's own count differs
+/// between versions and, from 4.3, ignores lost consumers.
+pub const JOB_ORPHANED: &str = "x-job-orphaned";
+/// How many times this job's worker was lost while the job ran alone in quarantine: the
+/// evidence that it crashes or hangs its worker.
+pub const JOB_CRASHES: &str = "x-job-crashes";
 /// Set by quorum queues on a redelivery: how many times the broker delivered this message
 /// without an ack (the worker crashed, timed out on the broker or lost its connection).
 pub const DELIVERY_COUNT: &str = "x-delivery-count";

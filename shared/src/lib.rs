@@ -26,19 +26,22 @@ pub use connection::{AmqpSettings, parse_duration};
 pub use cpu::{CpuPool, CpuTaskError};
 pub use definitions::{BrokerUser, Role, broker_definitions, password_hash};
 pub use envelope::{CONTENT_TYPE, EncodedJob};
-pub use headers::{DELIVERY_COUNT, JOB_ATTEMPTS, JOB_ERROR, header_str, header_u32};
+pub use headers::{
+    DELIVERY_COUNT, JOB_ATTEMPTS, JOB_CRASHES, JOB_ERROR, JOB_ORPHANED, header_str, header_u32,
+};
 pub use job::{Job, JobId, is_valid_kind};
 pub use publisher::{PublishError, Publisher, PublisherSettings};
 pub use retry::{RetryDecision, RetryPolicy, WaitTier};
 pub use runtime::{
-    Handler, HumanDuration, JobContext, JobError, JobEvent, JobObserver, JobOutcome, JobResult,
-    KindSetting, Registry, ResultExt, UnknownKind, Worker, WorkerError, WorkerSettings,
+    Concurrency, Handler, HumanDuration, JobContext, JobError, JobEvent, JobObserver, JobOutcome,
+    JobResult, KindSetting, Registry, ResultExt, UnknownKind, Worker, WorkerError, WorkerSettings,
 };
 pub use shutdown::shutdown_signal;
 pub use telemetry::init_tracing;
 pub use topology::{
-    DEAD_LETTER_EXCHANGE, DELIVERY_LIMIT, EXCHANGE, Topology, TopologyDescription, TopologyError,
-    TopologyMode, dead_letter_queue, work_queue,
+    DEAD_LETTER_EXCHANGE, DEAD_LETTER_LIMIT, DELIVERY_LIMIT, Declared, EXCHANGE,
+    QUARANTINE_EXCHANGE, Topology, TopologyDescription, TopologyError, TopologyMode,
+    dead_letter_queue, quarantine_queue, work_queue,
 };
 
 /// Re-exported so users name the same lapin types the library uses.

@@ -47,6 +47,8 @@ impl JobObserver for StatusRecorder {
                 JobOutcome::Succeeded => (JobState::Done, None),
                 JobOutcome::Retrying { reason, .. } => (JobState::Retrying, Some(reason)),
                 JobOutcome::Failed { reason } => (JobState::Failed, Some(reason)),
+                JobOutcome::Stalled { reason } => (JobState::Retrying, Some(reason)),
+                JobOutcome::Requeued { reason } => (JobState::Queued, Some(reason)),
             };
             let record = JobRecord {
                 image_id: envelope.payload.image_id,

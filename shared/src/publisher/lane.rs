@@ -5,6 +5,8 @@
 //! channel in confirm mode, shared by every concurrent publish that lands on it. A lane whose
 //! channel or connection died is rebuilt on next use: a fresh connection from the pool (the
 //! pool's recycle check drops dead ones), a new confirm channel, and the topology re-declared.
+//! Getting a lane has a deadline: a broker that accepts the socket and never answers must not
+//! hold every publisher waiting on a slot's lock.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +36,7 @@ impl Lane {
         self.channel.status().connected() && self.connection.status().connected()
     }
 
-    fn is_blocked(&self) -> bool {
+    pub(super) fn is_blocked(&self) -> bool {
         self.connection.status().blocked()
     }
 
@@ -74,20 +76,39 @@ pub(super) struct Lanes {
     slots: Vec<Mutex<Option<Lane>>>,
     next: AtomicUsize,
     topology: Topology,
+    /// The longest a caller waits for a lane, its rebuild included.
+    timeout: Duration,
 }
 
+/// How long closing a lane may take: during an alarm or a partition the broker may never
+/// answer the close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Lanes {
-    pub(super) fn new(pool: Pool, count: usize, topology: Topology) -> Self {
+    pub(super) fn new(pool: Pool, count: usize, topology: Topology, timeout: Duration) -> Self {
         Self {
             pool,
             slots: (0..count.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             topology,
+            timeout,
         }
     }
 
-    /// A usable lane, rebuilt first if its channel or connection is gone.
+    /// A usable lane, rebuilt first if its channel or connection is gone; an error after
+    /// the lane timeout.
     pub(super) async fn get(&self) -> Result<Lane, PublishError> {
+        tokio::time::timeout(self.timeout, self.get_unbounded())
+            .await
+            .unwrap_or_else(|_| {
+                Err(PublishError::connection(
+                    "opening a channel",
+                    format!("no usable connection within {:?}", self.timeout),
+                ))
+            })
+    }
+
+    async fn get_unbounded(&self) -> Result<Lane, PublishError> {
         let index = self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len();
         let mut slot = self.slots[index].lock().await;
         if let Some(lane) = slot.as_ref().filter(|lane| lane.is_usable()) {
@@ -112,7 +133,9 @@ impl Lanes {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| PublishError::connection("enabling publisher confirms", e))?;
-        self.topology.declare(&channel).await?;
+        // A kind the broker refuses is logged by `declare`; publishing it fails as unroutable,
+        // and the other kinds go on.
+        self.topology.declare(&connection).await?;
         let lane = Lane {
             connection,
             channel,
@@ -121,13 +144,23 @@ impl Lanes {
         Ok(lane)
     }
 
-    /// Closes every lane's channel and connection, then the pool.
+    /// Closes every lane's channel and connection, then the pool; each lane gets
+    /// [`CLOSE_TIMEOUT`], after which it is dropped.
     pub(super) async fn close(&self) {
         for slot in &self.slots {
-            if let Some(lane) = slot.lock().await.take() {
+            let Ok(mut slot) = tokio::time::timeout(CLOSE_TIMEOUT, slot.lock()).await else {
+                tracing::debug!("a lane is busy; dropping it with the pool");
+                continue;
+            };
+            if let Some(lane) = slot.take() {
                 // Best effort: the broker may already be gone, and nothing is pending.
-                let _ = lane.channel.close(200, "publisher closing".into()).await;
-                let _ = lane.connection.close(200, "publisher closing".into()).await;
+                let close = async {
+                    let _ = lane.channel.close(200, "publisher closing".into()).await;
+                    let _ = lane.connection.close(200, "publisher closing".into()).await;
+                };
+                if tokio::time::timeout(CLOSE_TIMEOUT, close).await.is_err() {
+                    tracing::debug!("closing a lane timed out; dropping it");
+                }
             }
         }
         self.pool.close();

@@ -3,7 +3,9 @@
 //! `Ok` means the broker stored the job in a queue. Every other outcome is an error to the
 //! caller: unroutable (the broker returned it), nacked, no confirm in time, blocked by a
 //! resource alarm for too long, or the broker unreachable until the publish deadline. A lost
-//! connection is retried within that deadline, on a rebuilt lane.
+//! connection is retried within that deadline, on a rebuilt lane. Every step is bounded:
+//! getting a lane, writing the message (which waits while the broker blocks the connection),
+//! the confirm, and closing.
 
 mod error;
 mod lane;
@@ -37,8 +39,9 @@ pub struct PublisherSettings {
     /// Longest wait while the broker blocks publishers (memory or disk alarm).
     #[arg(long, env = "PUBLISH_BLOCKED_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub blocked_timeout: Duration,
-    /// Longest time a publish keeps reconnecting after a lost connection.
-    #[arg(long, env = "PUBLISH_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    /// Longest time one publish may take in all, reconnects included; a web request waiting
+    /// on a broker that is down answers after this.
+    #[arg(long, env = "PUBLISH_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub publish_timeout: Duration,
     /// Confirm channels, each on its own pooled connection.
     #[arg(long, env = "PUBLISH_CHANNELS", default_value_t = 2,
@@ -54,7 +57,7 @@ impl Default for PublisherSettings {
         Self {
             confirm_timeout: Duration::from_secs(10),
             blocked_timeout: Duration::from_secs(5),
-            publish_timeout: Duration::from_secs(30),
+            publish_timeout: Duration::from_secs(10),
             channels: 2,
             max_message_size: 16 * 1024 * 1024,
         }
@@ -124,11 +127,11 @@ impl Publisher {
         }
         .create_pool(move || connection_properties(&name), Runtime::Tokio1)
         .map_err(|e| PublishError::connection("creating the connection pool", e))?;
+        // Getting a pooled connection, opening a channel and declaring take a few round trips.
+        let lane_timeout = amqp.connect_timeout.saturating_mul(3);
+        let lanes = Lanes::new(pool, usize::from(settings.channels), topology, lane_timeout);
         Ok(Self {
-            inner: Arc::new(Inner {
-                lanes: Lanes::new(pool, usize::from(settings.channels), topology),
-                settings,
-            }),
+            inner: Arc::new(Inner { lanes, settings }),
         })
     }
 
@@ -196,12 +199,21 @@ impl Publisher {
         Ok(encoded)
     }
 
-    /// Publishes one message, reconnecting within the publish deadline when the connection is lost.
+    /// Publishes one message, reconnecting when the connection is lost, all within the
+    /// publish deadline.
     pub(crate) async fn send(&self, message: Outgoing<'_>) -> Result<(), PublishError> {
-        let deadline = Instant::now() + self.inner.settings.publish_timeout;
+        let limit = self.inner.settings.publish_timeout;
+        let deadline = Instant::now() + limit;
         let mut delay = Duration::from_millis(50);
         loop {
-            match self.try_send(&message).await {
+            let attempt = tokio::time::timeout_at(deadline, self.try_send(&message)).await;
+            let result = attempt.unwrap_or_else(|_| {
+                Err(PublishError::connection(
+                    "publishing",
+                    format!("no confirmed publish within PUBLISH_TIMEOUT ({limit:?})"),
+                ))
+            });
+            match result {
                 Err(error) if is_transient(&error) && Instant::now() + delay < deadline => {
                     tracing::warn!(%error, ?delay, "publish failed; reconnecting");
                     tokio::time::sleep(delay).await;
@@ -214,8 +226,24 @@ impl Publisher {
 
     async fn try_send(&self, message: &Outgoing<'_>) -> Result<(), PublishError> {
         let lane = self.ready_lane().await?;
-        let confirm = start_publish(&lane, message).await?;
+        let confirm = self.start_publish(&lane, message).await?;
         self.await_confirm(&lane, confirm, message).await
+    }
+
+    /// Writes the message. Writing waits while the broker blocks the connection, so it gets
+    /// the blocked timeout and then the confirm timeout.
+    async fn start_publish(
+        &self,
+        lane: &Lane,
+        message: &Outgoing<'_>,
+    ) -> Result<PublisherConfirm, PublishError> {
+        let settings = &self.inner.settings;
+        let limit = settings.blocked_timeout + settings.confirm_timeout;
+        match tokio::time::timeout(limit, start_publish(lane, message)).await {
+            Ok(started) => started,
+            Err(_) if lane.is_blocked() => Err(PublishError::Blocked(settings.blocked_timeout)),
+            Err(_) => Err(PublishError::ConfirmTimeout(limit)),
+        }
     }
 
     /// Sends the messages on one lane with up to [`BATCH_WINDOW`] confirms in flight: once
@@ -236,7 +264,7 @@ impl Publisher {
                         self.confirm_or_retry(&lane, confirm, oldest, &mut again)
                             .await?;
                     }
-                    match start_publish(&lane, message).await {
+                    match self.start_publish(&lane, message).await {
                         Ok(confirm) => in_flight.push_back((message, confirm)),
                         Err(_) => break,
                     }

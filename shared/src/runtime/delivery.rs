@@ -1,34 +1,57 @@
-//! One delivery from receipt to settlement: decode, run, then ack, retry or dead-letter.
+//! One delivery from receipt to a verdict: is it too large, was it orphaned by a lost worker,
+//! can it be read; then run it. What becomes of the verdict is `settle`'s business.
 //!
-//! The original delivery is acked only after its outcome is safe: a retry is acked once its
-//! copy sits confirmed in a wait queue, a dead letter once its copy sits confirmed in the DLQ.
-//! The observer hears the outcome before the ack, so a crash in between repeats it rather
-//! than losing it. If a publish fails, the delivery is rejected with requeue (at least once,
-//! never zero).
-//! A delivery that cannot be acked because its channel died comes back by redelivery.
+//! A worker that vanishes returns every delivery it held to its queue, flagged `redelivered`.
+//! The runtime cannot know whether such a job was running or what killed the worker, so it
+//! counts the loss in the job's own headers (RabbitMQ's count differs between versions and,
+//! from 4.3, ignores lost consumers) and requeues it; after a second loss the job goes to its
+//! quarantine queue, where it runs alone. Only a worker lost while a job ran alone is evidence
+//! against that job, and only `max_crashes` such losses dead-letter it.
 
 use std::any::Any;
 use std::time::Duration;
 
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicRejectOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use super::handler::{JobContext, JobError, JobResult};
-use super::observer::{JobEvent, JobOutcome};
+use super::observer::JobOutcome;
 use super::registry::{JobFuture, Registry};
 use crate::envelope::IncomingEnvelope;
-use crate::headers::{DELIVERY_COUNT, JOB_ATTEMPTS, JOB_ERROR, header_u32};
+use crate::headers::{JOB_ATTEMPTS, JOB_CRASHES, JOB_ORPHANED, header_u32};
 use crate::job::JobId;
-use crate::publisher::{Outgoing, Publisher};
+use crate::publisher::Publisher;
 use crate::retry::{RetryDecision, WaitTier};
-use crate::topology::{DEAD_LETTER_EXCHANGE, work_queue};
+use crate::topology::work_queue;
+
+/// Losses of its worker after which a job is quarantined: one loss is most often a
+/// neighbour's fault (or the network's); two in a row deserve a run alone.
+const QUARANTINE_AFTER: u32 = 2;
+
+/// Which queue a delivery came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// The kind's work queue, consumed with others.
+    Work,
+    /// The kind's quarantine queue: taken with `basic.get` and run alone.
+    Quarantine,
+}
+
+/// A delivery as the worker received it.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) kind: &'static str,
+    pub(crate) delivery: Delivery,
+    pub(crate) origin: Origin,
+    /// When the worker took it: the broker's `consumer_timeout` runs from about here.
+    pub(crate) at: Instant,
+}
 
 /// What becomes of a delivery.
 #[derive(Debug)]
-enum Verdict {
+pub(crate) enum Verdict {
     Done,
     Retry {
         attempt: u32,
@@ -39,10 +62,17 @@ enum Verdict {
         attempts: u32,
         reason: String,
     },
+    /// Published again to the work queue (`quarantine: false`) or the quarantine queue, with
+    /// the runtime's count of lost workers in `header`.
+    Requeue {
+        quarantine: bool,
+        header: (&'static str, u32),
+        reason: String,
+    },
 }
 
 impl Verdict {
-    fn outcome(&self) -> JobOutcome<'_> {
+    pub(crate) fn outcome(&self) -> JobOutcome<'_> {
         match self {
             Self::Done => JobOutcome::Succeeded,
             Self::Retry { tier, reason, .. } => JobOutcome::Retrying {
@@ -50,6 +80,7 @@ impl Verdict {
                 reason,
             },
             Self::DeadLetter { reason, .. } => JobOutcome::Failed { reason },
+            Self::Requeue { reason, .. } => JobOutcome::Requeued { reason },
         }
     }
 }
@@ -68,188 +99,167 @@ struct Ready {
 pub(crate) struct Dispatcher {
     pub(crate) registry: Registry,
     pub(crate) publisher: Publisher,
-    pub(crate) max_redeliveries: u32,
+    pub(crate) max_crashes: u32,
+    /// Incoming messages over this size are dead-lettered unread.
+    pub(crate) max_message_size: usize,
+    /// How long a delivery may be held before it must be settled or returned.
+    pub(crate) hold_limit: Duration,
 }
 
 impl Dispatcher {
-    /// Handles one delivery from the queue of `kind` to the end.
-    pub(crate) async fn process(&self, kind: &str, delivery: Delivery) {
+    /// Handles one delivery to the end.
+    pub(crate) async fn process(&self, received: Received) {
+        let properties = &received.delivery.properties;
         let span = tracing::info_span!(
             "job",
-            kind,
-            id = delivery
-                .properties
+            kind = received.kind,
+            id = properties
                 .message_id()
                 .as_ref()
                 .map(|s| s.as_str())
                 .unwrap_or("-"),
         );
         async {
-            let (verdict, id, attempt) = match self.prepare(kind, &delivery) {
+            let prior = header_u32(properties.headers().as_ref(), JOB_ATTEMPTS).unwrap_or(0);
+            let (verdict, id, attempt) = match self.triage(&received, prior) {
                 Ok(ready) => {
                     let (id, attempt) = (Some(ready.id), ready.attempt);
-                    self.notify(kind, id, attempt, &delivery, JobOutcome::Started)
+                    self.notify(&received, id, attempt, JobOutcome::Started)
                         .await;
                     (run(ready).await, id, attempt)
                 }
-                Err((verdict, id)) => (verdict, id, 0),
+                Err((verdict, id)) => (verdict, id, prior),
             };
-            self.settle(kind, id, attempt, &delivery, &verdict).await;
+            self.settle(&received, id, attempt, &verdict).await;
         }
         .instrument(span)
         .await;
     }
 
-    async fn notify(
-        &self,
-        kind: &str,
-        id: Option<JobId>,
-        attempt: u32,
-        delivery: &Delivery,
-        outcome: JobOutcome<'_>,
-    ) {
-        if let Some(observer) = self.registry.observer() {
-            let event = JobEvent {
-                kind,
-                id,
-                attempt,
-                body: &delivery.data,
-                outcome,
-            };
-            observer.observe(event).await;
+    /// Everything decided before the handler runs; a verdict without running carries the
+    /// job's id when the envelope could be read.
+    fn triage(&self, received: &Received, prior: u32) -> Result<Ready, (Verdict, Option<JobId>)> {
+        let size = received.delivery.data.len();
+        if size > self.max_message_size {
+            let reason = format!(
+                "the message is {size} bytes, over the size limit of {} bytes (MAX_MESSAGE_SIZE)",
+                self.max_message_size
+            );
+            return Err((dead_letter(prior, reason), None));
         }
+        let envelope = IncomingEnvelope::parse(&received.delivery.data);
+        let id = envelope.as_ref().ok().map(|e| e.id);
+        if let Some(verdict) = self.orphan_verdict(received, prior) {
+            return Err((verdict, id));
+        }
+        let envelope = envelope.map_err(|e| {
+            let reason = format!("malformed job: the body is not a valid envelope: {e}");
+            (dead_letter(prior, reason), None)
+        })?;
+        self.ready(
+            received.kind,
+            envelope,
+            prior,
+            received.delivery.redelivered,
+        )
+        .map_err(|reason| (dead_letter(prior, reason), id))
     }
 
-    /// Everything that can be decided without running the handler; a refusal carries the
-    /// job's id when the envelope could be read.
-    fn prepare(&self, kind: &str, delivery: &Delivery) -> Result<Ready, (Verdict, Option<JobId>)> {
-        let headers = delivery.properties.headers().as_ref();
-        let prior = header_u32(headers, JOB_ATTEMPTS).unwrap_or(0);
-        let refuse = |reason: String, id: Option<JobId>| {
-            (
-                Verdict::DeadLetter {
-                    attempts: prior,
-                    reason,
-                },
-                id,
-            )
-        };
-        let envelope = IncomingEnvelope::parse(&delivery.data).map_err(|e| {
-            refuse(
-                format!("malformed job: the body is not a valid envelope: {e}"),
-                None,
-            )
-        })?;
-        let dead = |reason: String| refuse(reason, Some(envelope.id));
+    /// For a delivery a lost worker returned: requeue it, quarantine it, or (lost while it ran
+    /// alone too often) dead-letter it. `None` for a first delivery.
+    fn orphan_verdict(&self, received: &Received, prior: u32) -> Option<Verdict> {
+        if !received.delivery.redelivered {
+            return None;
+        }
+        let headers = received.delivery.properties.headers().as_ref();
+        let count = |name| header_u32(headers, name).unwrap_or(0).saturating_add(1);
+        Some(match received.origin {
+            Origin::Work => {
+                let orphaned = count(JOB_ORPHANED);
+                let quarantine = orphaned >= QUARANTINE_AFTER;
+                let then = if quarantine {
+                    "quarantined: it runs alone next"
+                } else {
+                    "queued again"
+                };
+                Verdict::Requeue {
+                    quarantine,
+                    header: (JOB_ORPHANED, orphaned),
+                    reason: format!("a worker was lost while holding it ({orphaned}×); {then}"),
+                }
+            }
+            Origin::Quarantine => {
+                let crashes = count(JOB_CRASHES);
+                if crashes >= self.max_crashes {
+                    return Some(dead_letter(
+                        prior,
+                        format!(
+                            "lost its worker {crashes} times while it ran alone: \
+                             it crashes or hangs its worker"
+                        ),
+                    ));
+                }
+                Verdict::Requeue {
+                    quarantine: true,
+                    header: (JOB_CRASHES, crashes),
+                    reason: format!(
+                        "lost its worker while it ran alone ({crashes} of {}); quarantined again",
+                        self.max_crashes
+                    ),
+                }
+            }
+        })
+    }
+
+    /// The handler's future, or why the job cannot run here.
+    fn ready(
+        &self,
+        kind: &str,
+        envelope: IncomingEnvelope<'_>,
+        prior: u32,
+        redelivered: bool,
+    ) -> Result<Ready, String> {
         let entry = self
             .registry
             .get(kind)
             .filter(|_| envelope.kind == kind)
             .ok_or_else(|| {
-                dead(format!(
+                format!(
                     "unknown kind `{}` on queue {}",
                     envelope.kind,
                     work_queue(kind)
-                ))
+                )
             })?;
         let (min, max) = entry.versions;
         if !(min..=max).contains(&envelope.version) {
-            return Err(dead(format!(
+            return Err(format!(
                 "unsupported version {} of `{kind}` (this worker reads {min} to {max})",
                 envelope.version
-            )));
+            ));
         }
-        let redeliveries = header_u32(headers, DELIVERY_COUNT).unwrap_or(0);
-        if redeliveries >= self.max_redeliveries {
-            return Err(dead(format!(
-                "delivered {redeliveries} times without an outcome: it may crash or hang its worker"
-            )));
-        }
+        let attempt = prior.saturating_add(1);
         let ctx = JobContext {
             id: envelope.id,
-            attempt: prior + 1,
+            attempt,
             created_at: envelope.created_at,
             version: envelope.version,
-            redelivered: delivery.redelivered,
+            redelivered,
         };
-        let future = entry.start(envelope.payload, ctx).map_err(|e| {
-            dead(format!(
-                "payload does not fit `{kind}` v{}: {e}",
-                envelope.version
-            ))
-        })?;
+        let future = entry
+            .start(envelope.payload, ctx)
+            .map_err(|e| format!("payload does not fit `{kind}` v{}: {e}", envelope.version))?;
         Ok(Ready {
             id: envelope.id,
             future,
-            attempt: prior + 1,
+            attempt,
             timeout: entry.timeout,
             retry: entry.retry,
         })
     }
+}
 
-    /// Parks a copy if the verdict needs one, reports the outcome, then acks. The ack comes
-    /// last: a worker that dies before it has the job redelivered, so the outcome is run and
-    /// reported again rather than acked and never recorded.
-    async fn settle(
-        &self,
-        kind: &str,
-        id: Option<JobId>,
-        attempt: u32,
-        delivery: &Delivery,
-        verdict: &Verdict,
-    ) {
-        if self.park(kind, delivery, verdict).await {
-            self.notify(kind, id, attempt, delivery, verdict.outcome())
-                .await;
-            ack(delivery).await;
-        }
-    }
-
-    /// Publishes the copy a retry or a dead letter needs, confirmed; on failure rejects the
-    /// delivery with requeue. True when the delivery may be acked.
-    async fn park(&self, kind: &str, delivery: &Delivery, verdict: &Verdict) -> bool {
-        let (exchange, attempts, reason) = match verdict {
-            Verdict::Done => {
-                tracing::info!("done");
-                return true;
-            }
-            Verdict::Retry {
-                attempt,
-                tier,
-                reason,
-            } => {
-                tracing::warn!(attempt, delay = ?tier.delay(), %reason, "failed; will retry");
-                (tier.queue_name(), *attempt, reason)
-            }
-            Verdict::DeadLetter { attempts, reason } => {
-                tracing::error!(attempts, %reason, "dead-lettered");
-                (DEAD_LETTER_EXCHANGE.to_owned(), *attempts, reason)
-            }
-        };
-        let headers = outcome_headers(delivery.properties.headers().as_ref(), attempts, reason);
-        let properties = delivery
-            .properties
-            .clone()
-            .with_headers(headers)
-            .with_delivery_mode(crate::envelope::PERSISTENT);
-        let parked = Outgoing {
-            exchange: &exchange,
-            routing_key: kind,
-            body: &delivery.data,
-            properties,
-        };
-        match self.publisher.send(parked).await {
-            Ok(()) => true,
-            Err(error) => {
-                tracing::warn!(%error, "could not park the job; requeueing it");
-                let requeue = BasicRejectOptions { requeue: true };
-                if let Err(error) = delivery.acker.reject(requeue).await {
-                    tracing::info!(%error, "reject failed (channel gone); the broker redelivers it");
-                }
-                false
-            }
-        }
-    }
+fn dead_letter(attempts: u32, reason: String) -> Verdict {
+    Verdict::DeadLetter { attempts, reason }
 }
 
 /// Runs the handler in its own task, so a panic is caught and a timeout can abort it.
@@ -274,20 +284,17 @@ async fn run(ready: Ready) -> Verdict {
     let attempt = ready.attempt;
     match result {
         Ok(()) => Verdict::Done,
-        Err(JobError::Permanent(reason)) => Verdict::DeadLetter {
-            attempts: attempt,
-            reason,
-        },
+        Err(JobError::Permanent(reason)) => dead_letter(attempt, reason),
         Err(JobError::Retry(reason)) => match ready.retry.after_failure(attempt) {
             RetryDecision::RetryIn(tier) => Verdict::Retry {
                 attempt,
                 tier,
                 reason,
             },
-            RetryDecision::GiveUp => Verdict::DeadLetter {
-                attempts: attempt,
-                reason: format!("gave up after {attempt} attempts: {reason}"),
-            },
+            RetryDecision::GiveUp => dead_letter(
+                attempt,
+                format!("gave up after {attempt} attempts: {reason}"),
+            ),
         },
     }
 }
@@ -298,29 +305,4 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
         .map(|s| (*s).to_owned())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".to_owned())
-}
-
-/// The original headers with the outcome written in. The broker's delivery count is dropped:
-/// the copy is a new message, and a stale count would make it look like a crash loop.
-fn outcome_headers(original: Option<&FieldTable>, attempts: u32, reason: &str) -> FieldTable {
-    let mut headers = FieldTable::default();
-    for (key, value) in original.into_iter().flat_map(FieldTable::inner) {
-        if key.as_str() != DELIVERY_COUNT {
-            headers.insert(key.clone(), value.clone());
-        }
-    }
-    headers.insert(
-        JOB_ATTEMPTS.into(),
-        AMQPValue::LongInt(attempts.try_into().unwrap_or(i32::MAX)),
-    );
-    headers.insert(JOB_ERROR.into(), AMQPValue::LongString(reason.into()));
-    headers
-}
-
-async fn ack(delivery: &Delivery) {
-    if let Err(error) = delivery.acker.ack(BasicAckOptions::default()).await {
-        // Delivery tags belong to their channel: after a reconnect the old tag cannot be
-        // acked, and the broker redelivers the job to whichever consumer is alive.
-        tracing::info!(%error, "ack failed (channel gone); the broker redelivers the job");
-    }
 }

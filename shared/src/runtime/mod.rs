@@ -1,17 +1,20 @@
 //! The worker runtime: consumes kinds with manual acks, runs their handlers, retries and
-//! dead-letters, and heals its connection.
+//! dead-letters, quarantines suspects, and heals its connection.
 //!
 //! A supervisor loop owns the connection (lapin does not reconnect by itself, and its
 //! auto-recovery is not trusted after a broker restart): on loss it backs off, reconnects,
 //! re-declares the topology and subscribes again. The old connection is closed first, so a
-//! worker never holds two sets of consumers.
+//! worker never holds two sets of consumers. Nothing the broker says makes it give up: a
+//! refused declaration is logged and tried again, and the kinds that are fine are served.
 
 mod delivery;
 mod handler;
 mod observer;
+mod quarantine;
 mod registry;
 mod session;
 mod settings;
+mod settle;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,8 +27,9 @@ use self::delivery::Dispatcher;
 pub use self::handler::{Handler, JobContext, JobError, JobResult, ResultExt};
 pub use self::observer::{JobEvent, JobObserver, JobOutcome};
 pub use self::registry::{Registry, UnknownKind};
-use self::session::{Context, OpenError, Session, SessionEnd, wait_for_jobs};
-pub use self::settings::{HumanDuration, KindSetting, WorkerSettings};
+use self::session::{BROKER_TIMEOUT, Context, OpenError, Session, SessionEnd, wait_for_jobs};
+pub use self::settings::{Concurrency, HumanDuration, KindSetting, WorkerSettings};
+use self::settle::OBSERVER_TIMEOUT;
 use crate::backoff::Backoff;
 use crate::connection::AmqpSettings;
 use crate::publisher::{PublishError, Publisher, PublisherSettings};
@@ -40,7 +44,7 @@ pub enum WorkerError {
     /// Settings that contradict each other.
     #[error("invalid worker settings: {0}")]
     Settings(String),
-    /// The broker refused the topology (e.g. a queue exists with other arguments).
+    /// A kind cannot name a queue.
     #[error(transparent)]
     Topology(#[from] TopologyError),
     /// The publisher for retries and dead letters could not be set up.
@@ -65,6 +69,13 @@ impl Worker {
         publishing: PublisherSettings,
         mut registry: Registry,
     ) -> Result<Self, WorkerError> {
+        let kinds: Vec<&'static str> = registry.kinds().collect();
+        for kind in kinds {
+            registry.set_concurrency(kind, settings.concurrency)?;
+        }
+        for setting in &settings.job_concurrency {
+            registry.set_concurrency(&setting.kind, setting.value.0)?;
+        }
         for policy in &settings.retry_policies {
             registry.set_retry_policy(&policy.kind, policy.value)?;
         }
@@ -74,16 +85,7 @@ impl Worker {
         if registry.kinds().next().is_none() {
             return Err(WorkerError::Settings("no job kinds to consume".into()));
         }
-        if let Some((kind, entry)) = registry
-            .entries()
-            .find(|(_, entry)| entry.timeout >= settings.consumer_timeout)
-        {
-            return Err(WorkerError::Settings(format!(
-                "the timeout of `{kind}` ({:?}) must be below BROKER_CONSUMER_TIMEOUT ({:?}), \
-                 or the broker closes the channel of a job still running",
-                entry.timeout, settings.consumer_timeout
-            )));
-        }
+        check_hold_budget(&registry, &settings)?;
         Ok(Self {
             amqp,
             settings,
@@ -98,21 +100,21 @@ impl Worker {
         let topology = self.amqp.topology(self.registry.kinds())?;
         let publisher = Publisher::new(
             &self.amqp,
-            self.publishing,
+            self.publishing.clone(),
             topology.clone(),
             &self.settings.name,
         )?;
-        let slots = usize::try_from(self.settings.concurrency).unwrap_or(usize::MAX);
         let ctx = Arc::new(Context {
             amqp: self.amqp,
             topology,
             dispatcher: Dispatcher {
                 registry: self.registry,
                 publisher,
-                max_redeliveries: self.settings.max_redeliveries,
+                max_crashes: self.settings.max_crashes,
+                max_message_size: self.publishing.max_message_size,
+                hold_limit: self.settings.hold_limit(),
             },
             settings: self.settings,
-            slots: Arc::new(tokio::sync::Semaphore::new(slots)),
             tracker: TaskTracker::new(),
             stop: CancellationToken::new(),
             abandon: CancellationToken::new(),
@@ -132,27 +134,53 @@ impl Worker {
     }
 }
 
-/// How long connecting, declaring and subscribing may take before the attempt is abandoned
-/// and retried: a broker that accepted the socket but never answers must not stall the
-/// worker for good.
-const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// The least time left to park a copy after a handler's timeout and the observer's two
+/// events. Beyond the hold limit, the broker would close the channel of a delivery still held.
+const MIN_SETTLE: Duration = Duration::from_secs(5);
+
+/// Refuses a kind whose timeout leaves no room to settle its deliveries before the broker's
+/// `consumer_timeout`: a worker must never hold a delivery that long.
+fn check_hold_budget(registry: &Registry, settings: &WorkerSettings) -> Result<(), WorkerError> {
+    let hold = settings.hold_limit();
+    let overhead = OBSERVER_TIMEOUT * 2 + MIN_SETTLE;
+    match registry
+        .entries()
+        .find(|(_, entry)| entry.timeout + overhead > hold)
+    {
+        None => Ok(()),
+        Some((kind, entry)) => Err(WorkerError::Settings(format!(
+            "the timeout of `{kind}` ({:?}) plus {overhead:?} to settle it must stay within \
+             {hold:?}, just below BROKER_CONSUMER_TIMEOUT ({:?}), or the broker closes the \
+             channel of a job still running",
+            entry.timeout, settings.consumer_timeout
+        ))),
+    }
+}
+
+/// How long a session must last before reconnect delays start again from the floor.
+const STABLE_SESSION: Duration = Duration::from_secs(10);
 
 /// Keeps a session open, reconnecting with backoff, until stopped.
 async fn supervise(ctx: Arc<Context>) -> Result<(), WorkerError> {
     let mut backoff = Backoff::default();
-    let kinds: Vec<&str> = ctx.dispatcher.registry.kinds().collect();
     while !ctx.stop.is_cancelled() {
-        let opened = tokio::time::timeout(OPEN_TIMEOUT, Session::open(&ctx)).await;
-        match opened.unwrap_or_else(|_| Err(OpenError::TimedOut(OPEN_TIMEOUT))) {
+        let opened = tokio::time::timeout(BROKER_TIMEOUT, Session::open(&ctx)).await;
+        match opened.unwrap_or(Err(OpenError::TimedOut(BROKER_TIMEOUT))) {
             Ok(session) => {
-                backoff.reset();
-                tracing::info!(?kinds, "consuming");
+                let started = tokio::time::Instant::now();
                 match session.run(&ctx).await {
                     SessionEnd::Stopped => return Ok(()),
                     SessionEnd::Lost(reason) => tracing::warn!(%reason, "connection lost"),
                 }
+                // A session that held for a while earns a fresh start; one lost at once (a
+                // broker that takes the connection and then drops it) keeps backing off.
+                if started.elapsed() >= STABLE_SESSION {
+                    backoff.reset();
+                }
             }
-            Err(OpenError::Topology(error)) if !error.is_retryable() => return Err(error.into()),
+            Err(OpenError::Topology(error)) if error.is_refused() => {
+                tracing::error!(%error, "the broker refused the shared topology; trying again");
+            }
             Err(error) => tracing::warn!(%error, "cannot consume"),
         }
         let delay = backoff.next_delay();
@@ -199,6 +227,13 @@ mod tests {
             matches!(&error, Err(WorkerError::Settings(m)) if m.contains("BROKER_CONSUMER_TIMEOUT")),
             "{error:?}"
         );
+        // A timeout that leaves too little room to settle is refused as well.
+        let tight = WorkerSettings {
+            consumer_timeout: Duration::from_secs(3600 + 30),
+            ..WorkerSettings::default()
+        };
+        let error = Worker::new(amqp(), tight, PublisherSettings::default(), registry());
+        assert!(matches!(&error, Err(WorkerError::Settings(_))), "{error:?}");
     }
 
     #[test]

@@ -33,6 +33,19 @@ pub enum JobOutcome<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// The worker could not park the job's retry or dead letter (the broker blocks, refuses or
+    /// does not confirm): it keeps the job and tries again with backoff. A later event says
+    /// how it ended; if the worker has to let go first, the job goes back to its queue.
+    Stalled {
+        /// Why parking failed.
+        reason: &'a str,
+    },
+    /// A worker was lost while it held the job (a crash, a lost connection, a broker
+    /// restart): the job is queued again, and after a second loss it runs alone.
+    Requeued {
+        /// What happened.
+        reason: &'a str,
+    },
 }
 
 /// One event in a job's life.

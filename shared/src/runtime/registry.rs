@@ -16,6 +16,9 @@ use super::observer::JobObserver;
 use crate::job::Job;
 use crate::retry::RetryPolicy;
 
+/// Jobs of one kind run at once unless the worker's settings say otherwise.
+const DEFAULT_CONCURRENCY: u16 = 10;
+
 pub(crate) type JobFuture = Pin<Box<dyn Future<Output = JobResult> + Send + 'static>>;
 
 /// Decodes a raw payload into the kind's type and starts its handler.
@@ -42,6 +45,8 @@ pub(crate) struct KindEntry {
     pub(crate) versions: (u32, u32),
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Duration,
+    /// Jobs of the kind run at once, and so the prefetch of its consumer.
+    pub(crate) concurrency: u16,
     handler: Arc<dyn ErasedHandler>,
 }
 
@@ -93,6 +98,7 @@ impl Registry {
             versions: (J::MIN_VERSION, J::VERSION),
             retry: J::RETRY,
             timeout: J::TIMEOUT,
+            concurrency: DEFAULT_CONCURRENCY,
             handler: Arc::new(Typed::<J, H> {
                 handler: Arc::new(handler),
                 job: PhantomData,
@@ -136,6 +142,12 @@ impl Registry {
     /// Overrides a kind's timeout.
     pub fn set_timeout(&mut self, kind: &str, timeout: Duration) -> Result<(), UnknownKind> {
         self.entry_mut(kind)?.timeout = timeout;
+        Ok(())
+    }
+
+    /// Overrides how many jobs of a kind run at once (at least one).
+    pub fn set_concurrency(&mut self, kind: &str, concurrency: u16) -> Result<(), UnknownKind> {
+        self.entry_mut(kind)?.concurrency = concurrency.max(1);
         Ok(())
     }
 

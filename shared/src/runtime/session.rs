@@ -2,20 +2,25 @@
 //! lost or the worker stops.
 //!
 //! Consuming happens on a connection of its own: a broker alarm blocks publishing
-//! connections, and acks must keep flowing while retries and dead letters wait on it.
+//! connections, and acks must keep flowing while retries and dead letters wait on it. Each
+//! kind's consumer has a prefetch equal to the kind's concurrency, so every delivery the
+//! worker holds is running: none waits in a buffer while the broker's `consumer_timeout` runs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::stream::{self, BoxStream, SelectAll, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::delivery::Dispatcher;
+use super::delivery::{Dispatcher, Origin, Received};
 use super::settings::WorkerSettings;
+use crate::backoff::Backoff;
 use crate::connection::AmqpSettings;
 use crate::topology::{Topology, TopologyError, work_queue};
 
@@ -26,8 +31,6 @@ pub(crate) struct Context {
     pub(crate) settings: WorkerSettings,
     pub(crate) topology: Topology,
     pub(crate) dispatcher: Dispatcher,
-    /// One permit per job allowed to run at once.
-    pub(crate) slots: Arc<tokio::sync::Semaphore>,
     /// The jobs in flight, across reconnects.
     pub(crate) tracker: TaskTracker,
     /// Cancelled on SIGTERM/SIGINT: stop taking jobs.
@@ -53,64 +56,109 @@ pub(crate) enum OpenError {
     #[error(transparent)]
     Topology(#[from] TopologyError),
     #[error("no answer from the broker within {0:?}")]
-    TimedOut(std::time::Duration),
+    TimedOut(Duration),
 }
+
+/// How long one broker operation of a session may take (declaring, subscribing, a
+/// `basic.get`): a broker that accepted the socket but never answers must not stall it.
+pub(crate) const BROKER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often the session looks after its quarantine and its refused kinds.
+const HOUSEKEEPING: Duration = Duration::from_secs(2);
 
 // Each event is moved through the stream once and never stored, so its size does not matter.
 #[allow(clippy::large_enum_variant)]
-enum ConsumerEvent {
+pub(super) enum ConsumerEvent {
     Delivery(&'static str, lapin::Result<Delivery>),
-    /// The consumer's stream ended: the broker cancelled it, or its channel closed.
+    /// The consumer's stream ended: cancelled (by us or the broker), or its channel closed.
     Ended(&'static str),
 }
 
 pub(crate) struct Session {
     connection: Connection,
-    channel: Channel,
-    consumers: SelectAll<BoxStream<'static, ConsumerEvent>>,
-    /// The connection's errors, watched even while every job slot is busy: a session that
-    /// only learnt of a lost connection from its consumers would not notice it until a slot
-    /// freed up.
-    errors: BoxStream<'static, String>,
-    tags: Vec<ShortString>,
+    pub(super) channel: Channel,
+    pub(super) consumers: SelectAll<BoxStream<'static, ConsumerEvent>>,
+    /// The connection's errors, watched even while jobs run: a session that only learnt of a
+    /// lost connection from its consumers would not notice it while they are idle.
+    pub(super) errors: BoxStream<'static, String>,
+    pub(super) tags: Vec<ShortString>,
+    /// Kinds subscribed to; the others were refused by the broker and are tried again.
+    pub(super) ready: Vec<&'static str>,
+    refused: Vec<&'static str>,
+    retry_refused: (Backoff, Instant),
+    /// This session's jobs; cancelled when its connection is lost, for their deliveries can
+    /// no longer be acked and the broker hands them to another worker.
+    pub(super) jobs: TaskTracker,
+    lost: CancellationToken,
 }
 
-/// How long closing may take: the connection may already be half gone.
-const CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Runs `future`, or fails after [`BROKER_TIMEOUT`].
+pub(super) async fn bounded<T>(
+    future: impl Future<Output = Result<T, OpenError>>,
+) -> Result<T, OpenError> {
+    tokio::time::timeout(BROKER_TIMEOUT, future)
+        .await
+        .unwrap_or(Err(OpenError::TimedOut(BROKER_TIMEOUT)))
+}
 
 impl Session {
-    /// Connects, declares the topology, sets the prefetch and subscribes to every kind.
+    /// Connects, declares the topology and subscribes to every kind the broker accepts.
     pub(crate) async fn open(ctx: &Context) -> Result<Self, OpenError> {
         let name = format!("{} consumer", ctx.settings.name);
         let connection = ctx.amqp.connect(&name).await?;
+        // A channel error (a refused declaration on its own channel) leaves the connection
+        // up; the operation that caused it reports it.
         let errors = connection
             .events_listener()
             .filter_map(|event| async move {
                 match event {
-                    lapin::Event::Error(error) => Some(error.to_string()),
+                    lapin::Event::Error(error) if !is_channel_error(&error) => {
+                        Some(error.to_string())
+                    }
                     _ => None,
                 }
             })
             .boxed();
+        let declared = ctx.topology.declare(&connection).await?;
         let channel = connection.create_channel().await?;
-        ctx.topology.declare(&channel).await?;
-        channel
-            .basic_qos(ctx.settings.prefetch, BasicQosOptions::default())
-            .await?;
+        let (ready, refused) = ctx
+            .dispatcher
+            .registry
+            .kinds()
+            .partition(|kind| declared.is_ready(kind));
         let mut session = Self {
             connection,
             channel,
             consumers: SelectAll::new(),
             errors,
             tags: Vec::new(),
+            ready,
+            refused,
+            retry_refused: (Backoff::default(), Instant::now() + HOUSEKEEPING),
+            jobs: TaskTracker::new(),
+            lost: CancellationToken::new(),
         };
-        for kind in ctx.dispatcher.registry.kinds() {
-            session.subscribe(ctx, kind).await?;
-        }
+        session.subscribe_all(ctx).await?;
         Ok(session)
     }
 
+    pub(super) async fn subscribe_all(&mut self, ctx: &Context) -> Result<(), lapin::Error> {
+        for kind in self.ready.clone() {
+            self.subscribe(ctx, kind).await?;
+        }
+        Ok(())
+    }
+
+    /// Consumes `kind` with a prefetch of its concurrency (`basic.qos` applies to the
+    /// consumers started after it on the channel).
     async fn subscribe(&mut self, ctx: &Context, kind: &'static str) -> Result<(), lapin::Error> {
+        let prefetch = ctx
+            .dispatcher
+            .registry
+            .get(kind)
+            .map_or(1, |entry| entry.concurrency);
+        self.channel
+            .basic_qos(prefetch, BasicQosOptions::default())
+            .await?;
         let tag = format!(
             "{}/{kind}/{}",
             ctx.settings.name,
@@ -133,79 +181,154 @@ impl Session {
         Ok(())
     }
 
-    /// Takes deliveries as job slots free up, until stopped or cut off.
+    /// Takes deliveries as they come, until stopped or cut off.
     pub(crate) async fn run(mut self, ctx: &Arc<Context>) -> SessionEnd {
+        tracing::info!(kinds = ?self.ready, refused = ?self.refused, "consuming");
+        let mut housekeeping = tokio::time::interval(HOUSEKEEPING);
         let end = loop {
-            let permit = tokio::select! {
+            tokio::select! {
                 biased;
                 () = ctx.stop.cancelled() => break SessionEnd::Stopped,
                 Some(reason) = self.errors.next() => break SessionEnd::Lost(reason),
-                permit = Arc::clone(&ctx.slots).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(closed) => break SessionEnd::Lost(closed.to_string()),
-                },
-            };
-            let event = tokio::select! {
-                biased;
-                () = ctx.stop.cancelled() => break SessionEnd::Stopped,
-                Some(reason) = self.errors.next() => break SessionEnd::Lost(reason),
-                event = self.consumers.next() => event,
-            };
-            match event {
-                Some(ConsumerEvent::Delivery(kind, Ok(delivery))) => {
-                    let ctx = Arc::clone(ctx);
-                    ctx.tracker.clone().spawn(async move {
-                        let _permit = permit;
-                        tokio::select! {
-                            () = ctx.abandon.cancelled() => {}
-                            () = ctx.dispatcher.process(kind, delivery) => {}
-                        }
-                    });
-                }
-                Some(ConsumerEvent::Delivery(kind, Err(error))) => {
-                    break SessionEnd::Lost(format!("consumer of {kind}: {error}"));
-                }
-                Some(ConsumerEvent::Ended(kind)) => {
-                    if let Err(error) = self.resubscribe(ctx, kind).await {
-                        break SessionEnd::Lost(format!("re-subscribing to {kind}: {error}"));
+                Some(event) = self.consumers.next(), if !self.consumers.is_empty() => {
+                    if let Err(end) = self.on_event(ctx, event).await {
+                        break end;
                     }
                 }
-                None => break SessionEnd::Lost("no consumer left".to_owned()),
+                _ = housekeeping.tick() => {
+                    if let Err(end) = self.housekeeping(ctx).await {
+                        break end;
+                    }
+                }
             }
         };
-        if matches!(end, SessionEnd::Stopped) {
-            self.drain(ctx).await;
+        match &end {
+            SessionEnd::Stopped => self.drain(ctx).await,
+            SessionEnd::Lost(_) => self.lost.cancel(),
         }
         self.close().await;
         end
     }
 
+    pub(super) async fn on_event(
+        &mut self,
+        ctx: &Arc<Context>,
+        event: ConsumerEvent,
+    ) -> Result<(), SessionEnd> {
+        match event {
+            ConsumerEvent::Delivery(kind, Ok(delivery)) => {
+                self.spawn(ctx, kind, delivery, Origin::Work);
+                Ok(())
+            }
+            ConsumerEvent::Delivery(kind, Err(error)) => {
+                Err(SessionEnd::Lost(format!("consumer of {kind}: {error}")))
+            }
+            ConsumerEvent::Ended(kind) => self
+                .resubscribe(ctx, kind)
+                .await
+                .map_err(|error| SessionEnd::Lost(format!("re-subscribing to {kind}: {error}"))),
+        }
+    }
+
+    /// Runs one delivery in a task of its own, tracked by the worker (for shutdown) and by
+    /// this session (for a connection loss, and for running a suspect alone).
+    pub(super) fn spawn(
+        &self,
+        ctx: &Arc<Context>,
+        kind: &'static str,
+        delivery: Delivery,
+        origin: Origin,
+    ) {
+        let received = Received {
+            kind,
+            delivery,
+            origin,
+            at: Instant::now(),
+        };
+        let (job_ctx, lost) = (Arc::clone(ctx), self.lost.clone());
+        let job = self.jobs.track_future(async move {
+            tokio::select! {
+                () = job_ctx.abandon.cancelled() => {}
+                () = lost.cancelled() => {}
+                () = job_ctx.dispatcher.process(received) => {}
+            }
+        });
+        ctx.tracker.spawn(job);
+    }
+
     /// The broker cancelled a consumer (its queue was deleted, or a quorum leader moved):
-    /// declare again, which recreates a missing queue, and consume again.
+    /// declare again, which recreates a missing queue, and consume again if it is there.
     async fn resubscribe(&mut self, ctx: &Context, kind: &'static str) -> Result<(), OpenError> {
         tracing::warn!(kind, "consumer cancelled by the broker; subscribing again");
-        ctx.topology.declare(&self.channel).await?;
-        self.subscribe(ctx, kind).await?;
+        self.ready.retain(|k| *k != kind);
+        self.refused.push(kind);
+        self.retry_refused.1 = Instant::now();
+        self.retry_refused_kinds(ctx).await
+    }
+
+    /// Looks after what is not a delivery: refused kinds are tried again, and suspects in
+    /// quarantine are run alone.
+    async fn housekeeping(&mut self, ctx: &Arc<Context>) -> Result<(), SessionEnd> {
+        let lost = |error: OpenError| SessionEnd::Lost(error.to_string());
+        if !self.refused.is_empty() && Instant::now() >= self.retry_refused.1 {
+            self.retry_refused_kinds(ctx).await.map_err(lost)?;
+        }
+        if self.has_suspects().await.map_err(lost)? {
+            self.run_suspects(ctx).await?;
+        }
+        Ok(())
+    }
+
+    /// Declares the topology again and subscribes to the refused kinds that are now there.
+    async fn retry_refused_kinds(&mut self, ctx: &Context) -> Result<(), OpenError> {
+        let declared = bounded(async { Ok(ctx.topology.declare(&self.connection).await?) }).await?;
+        let (now_ready, still): (Vec<_>, Vec<_>) = self
+            .refused
+            .drain(..)
+            .partition(|kind| declared.is_ready(kind));
+        self.refused = still;
+        for kind in now_ready {
+            tracing::info!(kind, "the broker has this kind's queues now; consuming it");
+            bounded(async { Ok(self.subscribe(ctx, kind).await?) }).await?;
+            self.ready.push(kind);
+        }
+        let (backoff, next) = &mut self.retry_refused;
+        if self.refused.is_empty() {
+            backoff.reset();
+        } else {
+            *next = Instant::now() + backoff.next_delay().max(HOUSEKEEPING);
+        }
         Ok(())
     }
 
     /// Stops deliveries, then lets running jobs finish and ack until the deadline.
     async fn drain(&mut self, ctx: &Context) {
-        for tag in &self.tags {
-            if let Err(error) = self
-                .channel
-                .basic_cancel(tag.clone(), BasicCancelOptions::default())
-                .await
-            {
-                tracing::debug!(%error, %tag, "cancelling consumer failed");
-            }
-        }
+        // Whatever the cancels say, the jobs running get their deadline.
+        let _ = self.cancel_consumers().await;
         wait_for_jobs(ctx).await;
     }
 
+    /// Cancels every consumer; deliveries the broker already sent still come out of the
+    /// streams, which then end. False if a cancel failed (the channel is in trouble).
+    pub(super) async fn cancel_consumers(&mut self) -> bool {
+        let mut all = true;
+        for tag in self.tags.drain(..) {
+            let cancel = self
+                .channel
+                .basic_cancel(tag.clone(), BasicCancelOptions::default());
+            let failed = match tokio::time::timeout(BROKER_TIMEOUT, cancel).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("no answer within {BROKER_TIMEOUT:?}"),
+            };
+            tracing::debug!(%tag, %failed, "cancelling consumer failed");
+            all = false;
+        }
+        all
+    }
+
     async fn close(self) {
-        // Unacked deliveries, including prefetched ones never started, go back to their
-        // queues when the channel closes.
+        // Unacked deliveries go back to their queues when the channel closes.
         let close = async {
             let _ = self.channel.close(200, "worker leaving".into()).await;
             let _ = self.connection.close(200, "worker leaving".into()).await;
@@ -215,6 +338,15 @@ impl Session {
         }
     }
 }
+
+/// Whether `error` closed only a channel (a soft error), not the connection.
+fn is_channel_error(error: &lapin::Error) -> bool {
+    matches!(error.kind(), lapin::ErrorKind::ProtocolError(amqp)
+        if matches!(amqp.kind(), lapin::protocol::AMQPErrorKind::Soft(_)))
+}
+
+/// How long closing may take: the connection may already be half gone.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Waits for in-flight jobs up to the shutdown deadline, then abandons the rest: they were
 /// not acked, so the broker redelivers them.

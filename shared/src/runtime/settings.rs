@@ -1,4 +1,4 @@
-//! How a worker consumes: prefetch, concurrency, deadlines and per-kind overrides.
+//! How a worker consumes: concurrency per kind, deadlines and per-kind overrides.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,23 +12,27 @@ pub struct WorkerSettings {
     /// Name in the broker's connection list and in logs (default: the host name).
     #[arg(long = "worker-name", env = "WORKER_NAME", default_value_t = default_name())]
     pub name: String,
-    /// Unacked deliveries the broker may push to each consumer (basic.qos).
-    #[arg(long, env = "WORKER_PREFETCH", default_value_t = 20,
-          value_parser = clap::value_parser!(u16).range(1..))]
-    pub prefetch: u16,
-    /// Jobs run at once by this process.
+    /// Jobs of each kind run at once by this process. It is also the kind's prefetch: the
+    /// broker hands a worker no more jobs than it runs, so none waits in a buffer.
     #[arg(long, env = "WORKER_CONCURRENCY", default_value_t = 10,
-          value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub concurrency: u32,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+    /// Per-kind concurrency, `kind=n`, comma-separated (e.g. `process_thumbnails=2`).
+    #[arg(
+        long = "job-concurrency",
+        env = "JOB_CONCURRENCY",
+        value_delimiter = ','
+    )]
+    pub job_concurrency: Vec<KindSetting<Concurrency>>,
     /// On SIGTERM/SIGINT, how long in-flight jobs may still run before the worker leaves
     /// them to be redelivered.
     #[arg(long, env = "WORKER_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
-    /// Deliveries of one message without an outcome (its worker crashed or was cut off) after
-    /// which it is dead-lettered instead of run again.
-    #[arg(long, env = "WORKER_MAX_REDELIVERIES", default_value_t = 5,
-          value_parser = clap::value_parser!(u32).range(1..20))]
-    pub max_redeliveries: u32,
+    /// Times a job may be running alone (in quarantine) when its worker is lost before it is
+    /// dead-lettered as one that crashes or hangs its worker.
+    #[arg(long, env = "WORKER_MAX_CRASHES", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_crashes: u32,
     /// Per-kind retry policies, `kind=max_attempts:base:cap`, comma-separated
     /// (e.g. `send_email=8:2s:10m`).
     #[arg(long = "retry-policy", env = "RETRY_POLICIES", value_delimiter = ',')]
@@ -36,8 +40,9 @@ pub struct WorkerSettings {
     /// Per-kind run timeouts, `kind=duration`, comma-separated (e.g. `process_thumbnails=2m`).
     #[arg(long = "job-timeout", env = "JOB_TIMEOUTS", value_delimiter = ',')]
     pub job_timeouts: Vec<KindSetting<HumanDuration>>,
-    /// The broker's `consumer_timeout`: a delivery unacked for longer closes its channel, so
-    /// every job timeout must stay below it.
+    /// The broker's `consumer_timeout`: a delivery unacked for longer closes its channel. The
+    /// worker never holds a delivery that long: a job's timeout must leave room to settle it,
+    /// and a delivery it cannot settle in time is returned to its queue first.
     #[arg(long, env = "BROKER_CONSUMER_TIMEOUT", default_value = "30m", value_parser = parse_duration)]
     pub consumer_timeout: Duration,
 }
@@ -46,14 +51,24 @@ impl Default for WorkerSettings {
     fn default() -> Self {
         Self {
             name: default_name(),
-            prefetch: 20,
             concurrency: 10,
+            job_concurrency: Vec::new(),
             shutdown_timeout: Duration::from_secs(30),
-            max_redeliveries: 5,
+            max_crashes: 3,
             retry_policies: Vec::new(),
             job_timeouts: Vec::new(),
             consumer_timeout: Duration::from_secs(30 * 60),
         }
+    }
+}
+
+impl WorkerSettings {
+    /// How long a delivery may be held before it must be settled or returned: the broker's
+    /// limit less a margin for its own clock, so the broker never closes a channel over it.
+    #[must_use]
+    pub fn hold_limit(&self) -> Duration {
+        let margin = (self.consumer_timeout / 10).min(Duration::from_secs(60));
+        self.consumer_timeout.saturating_sub(margin)
     }
 }
 
@@ -93,5 +108,20 @@ impl FromStr for HumanDuration {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         parse_duration(s).map(Self)
+    }
+}
+
+/// Jobs of one kind run at once (and its prefetch): 1 to 65,535.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency(pub u16);
+
+impl FromStr for Concurrency {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.parse::<u16>() {
+            Ok(n) if n > 0 => Ok(Self(n)),
+            _ => Err(format!("`{s}` is not a concurrency from 1 to 65535")),
+        }
     }
 }

@@ -237,8 +237,7 @@ impl JobObserver for CountSettled {
 pub fn worker_settings(name: &str) -> WorkerSettings {
     WorkerSettings {
         name: name.to_owned(),
-        prefetch: PREFETCH,
-        concurrency: u32::from(PREFETCH),
+        concurrency: PREFETCH,
         ..WorkerSettings::default()
     }
 }

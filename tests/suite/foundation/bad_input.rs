@@ -67,3 +67,68 @@ async fn malformed_unknown_and_unsupported_jobs_are_dead_lettered_at_once_and_go
     app.wait_until_settled(&work_queue(Echo::KIND)).await;
     assert_eq!(recorder.calls().len(), 1);
 }
+
+#[tokio::test]
+async fn a_job_claiming_the_largest_attempt_count_still_runs() {
+    let app = spawn_app("attempts-overflow").await;
+    let recorder = Recorder::default();
+    let _worker = app.start_worker(echo_registry(&recorder, 0, succeed));
+    let (_connection, channel) = app.raw_channel().await;
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert(
+        shared::JOB_ATTEMPTS.into(),
+        lapin::types::AMQPValue::LongUInt(u32::MAX),
+    );
+    let properties = lapin::BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(2)
+        .with_headers(headers);
+    channel
+        .basic_publish(
+            shared::EXCHANGE.into(),
+            Echo::KIND.into(),
+            lapin::options::BasicPublishOptions::default(),
+            &envelope("echo", 1, json!({"n": 4})),
+            properties,
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+
+    let calls = recorder.wait_for_calls(1).await;
+    assert_eq!(calls[0].attempt, u32::MAX);
+    app.wait_until_settled(&work_queue(Echo::KIND)).await;
+}
+
+#[tokio::test]
+async fn a_message_over_the_size_limit_is_dead_lettered_unread() {
+    let app = spawn_app("oversized-incoming").await;
+    let recorder = Recorder::default();
+    let publishing = shared::PublisherSettings {
+        max_message_size: 10_000,
+        ..crate::helpers::fast_publishing()
+    };
+    let worker = shared::Worker::new(
+        app.amqp.clone(),
+        app.worker_settings("small"),
+        publishing,
+        echo_registry(&recorder, 0, succeed),
+    )
+    .unwrap();
+    let _worker = crate::helpers::RunningWorker::spawn(move || async move { worker });
+    let (_connection, channel) = app.raw_channel().await;
+    let padding = "x".repeat(20_000);
+    let body = envelope("echo", 1, json!({"n": 1, "padding": padding}));
+
+    app.publish_raw(&channel, Echo::KIND, &body).await;
+
+    let letters = app.dead_letters(Echo::KIND, 1).await;
+    assert!(
+        letters[0].error().contains("over the size limit"),
+        "{}",
+        letters[0].error()
+    );
+    assert_eq!(letters[0].body, body);
+    assert!(recorder.calls().is_empty());
+}

@@ -95,7 +95,7 @@ async fn decoupled_jobs_published_with_no_worker_are_drained_once_by_three_worke
     let workers: Vec<_> = (0..3)
         .map(|w| {
             let mut settings = app.worker_settings(&format!("w{w}"));
-            settings.prefetch = 10;
+            settings.concurrency = 10;
             let registry = echo_registry(&recorder, w, |_, _| async {
                 // A little work, so one worker cannot drain the backlog before the others start.
                 tokio::time::sleep(std::time::Duration::from_millis(2)).await;
@@ -122,4 +122,29 @@ async fn decoupled_jobs_published_with_no_worker_are_drained_once_by_three_worke
     );
     let busy: HashSet<usize> = recorder.calls().iter().map(|c| c.worker).collect();
     assert_eq!(busy.len(), 3, "not every worker did work: {busy:?}");
+}
+
+#[tokio::test]
+async fn a_worker_holds_no_more_jobs_of_a_kind_than_it_runs() {
+    let app = spawn_app("held-equals-running").await;
+    let recorder = Recorder::default();
+    publish_echoes(&app.publisher, 10).await;
+    let registry = echo_registry(&recorder, 0, |_, _| async {
+        std::future::pending::<()>().await;
+        Ok(())
+    });
+    let mut settings = app.worker_settings("w");
+    settings.concurrency = 3;
+    let _worker = app.start_worker_with(registry, settings);
+
+    // The kind's prefetch is its concurrency: nothing waits in the worker's buffer while the
+    // broker's consumer_timeout runs, and the rest stays in the queue for other workers.
+    recorder.wait_for_calls(3).await;
+    support::wait_until(crate::helpers::PATIENCE, "3 held, 7 ready", || async {
+        let stats = app.queue(&work_queue(Echo::KIND)).await;
+        (stats.messages_unacknowledged, stats.messages_ready) == (3, 7)
+    })
+    .await
+    .unwrap();
+    assert_eq!(recorder.calls().len(), 3);
 }

@@ -4,8 +4,11 @@
 mod bad_input;
 mod handling;
 mod observing;
+mod parking;
 mod permissions;
 mod publishing;
+mod quarantine;
 mod recovery;
 mod retries;
 mod shutdown;
+mod topology;

@@ -119,3 +119,42 @@ async fn a_publish_blocked_by_a_memory_alarm_fails_after_the_configured_wait() {
     );
     publisher.publish(&Echo { n: 3 }).await.unwrap();
 }
+
+#[tokio::test]
+async fn closing_a_publisher_during_a_memory_alarm_returns_promptly() {
+    let broker = Broker::dedicated().await.unwrap();
+    let app = spawn_app_on(&broker, "close-blocked").await;
+    let settings = PublisherSettings {
+        blocked_timeout: Duration::from_secs(1),
+        ..PublisherSettings::default()
+    };
+    let topology = Topology::new([Echo::KIND]).unwrap();
+    let publisher = Publisher::connect(&app.amqp, settings, topology, "close-blocked")
+        .await
+        .unwrap();
+    publisher.publish(&Echo { n: 1 }).await.unwrap();
+    broker
+        .rabbitmqctl(&["set_vm_memory_high_watermark", "0"])
+        .await
+        .unwrap();
+    // The broker blocks the connection at its next publish; nothing leaves it afterwards,
+    // not even a channel close.
+    let blocked = publisher.publish(&Echo { n: 2 }).await;
+    assert!(
+        matches!(blocked, Err(PublishError::Blocked(_))),
+        "{blocked:?}"
+    );
+
+    let started = tokio::time::Instant::now();
+    let closed = tokio::time::timeout(Duration::from_secs(60), publisher.close()).await;
+    let took = started.elapsed();
+    broker
+        .rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"])
+        .await
+        .unwrap();
+
+    assert!(
+        closed.is_ok() && took < Duration::from_secs(15),
+        "close took {took:?}"
+    );
+}

@@ -5,13 +5,21 @@
 //!                 ▲                         │ x-delivery-limit backstop
 //!                 │ TTL expiry              ▼
 //!  jobs.wait.<ms> (quorum, TTL) ◄─retry─ worker ─dead letter─► jobs.dlx ──kind──► jobs.<kind>.dlq
+//!                                           │ orphaned twice
+//!                                           ▼
+//!                  jobs.quarantine ──kind──► jobs.<kind>.quarantine ──► run alone (basic.get)
 //! ```
 //! Both binaries declare all of it at start and after every reconnect, so a producer can
-//! publish before any worker ever ran (decoupling), and a wiped broker heals itself.
+//! publish before any worker ever ran (decoupling), and a wiped broker heals itself. Each
+//! kind is declared on its own: a kind the broker refuses (a queue missing in `verify` mode,
+//! other arguments) is reported and does not stop the others.
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable, ShortString};
-use lapin::{Channel, ExchangeKind};
+mod declare;
+
+use lapin::types::{AMQPValue, FieldTable};
+
+pub use self::declare::Declared;
+pub(crate) use self::declare::is_refusal;
 
 use crate::job::is_valid_kind;
 use crate::retry::WaitTier;
@@ -24,6 +32,14 @@ pub const DEAD_LETTER_EXCHANGE: &str = "jobs.dlx";
 /// dead-letters a job (one that kills its worker every time). Fixed, because RabbitMQ refuses
 /// to redeclare a queue with other arguments. RabbitMQ 4 defaults to 20; 3.x has no default.
 pub const DELIVERY_LIMIT: i32 = 20;
+/// The delivery limit of a dead-letter queue: a dead letter stays until someone takes it.
+/// Unset, RabbitMQ 4 drops a message returned 20 times (e.g. "Nack, requeue" in the management
+/// UI), and RabbitMQ 3.x reads -1 as "drop on the first return"; the largest value means
+/// "never" on both.
+pub const DEAD_LETTER_LIMIT: i32 = i32::MAX;
+/// Where a job goes when workers were lost while it was in their hands twice: it then runs
+/// alone, so a job that kills its worker is told apart from the jobs beside it.
+pub const QUARANTINE_EXCHANGE: &str = "jobs.quarantine";
 
 /// The work queue of `kind`.
 #[must_use]
@@ -35,6 +51,12 @@ pub fn work_queue(kind: &str) -> String {
 #[must_use]
 pub fn dead_letter_queue(kind: &str) -> String {
     format!("jobs.{kind}.dlq")
+}
+
+/// The quarantine queue of `kind`: its suspects, each run alone.
+#[must_use]
+pub fn quarantine_queue(kind: &str) -> String {
+    format!("jobs.{kind}.quarantine")
 }
 
 /// Failure to declare the topology.
@@ -55,13 +77,21 @@ pub enum TopologyError {
 }
 
 impl TopologyError {
-    /// A lost connection is worth retrying; a refused declaration (other arguments) is not.
+    /// The broker said no: the queue is missing (`verify` mode), exists with other arguments,
+    /// or the user may not declare it. Trying again only helps once someone fixes the broker.
+    #[must_use]
+    pub fn is_refused(&self) -> bool {
+        match self {
+            Self::InvalidKind(_) => true,
+            Self::Declare { source, .. } => is_refusal(source),
+        }
+    }
+
+    /// Worth trying again at once: the connection or channel went away mid-declaration (a
+    /// forced close, a broker restart), not a refusal.
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::InvalidKind(_) => false,
-            Self::Declare { source, .. } => source.is_io_error(),
-        }
+        !self.is_refused()
     }
 }
 
@@ -115,31 +145,6 @@ impl Topology {
         &self.kinds
     }
 
-    /// Declares exchanges, queues and bindings (a no-op when they already exist as declared),
-    /// or in [`TopologyMode::Verify`] checks that the exchanges and queues exist.
-    #[tracing::instrument(skip_all, fields(kinds = self.kinds.len(), mode = ?self.mode))]
-    pub async fn declare(&self, channel: &Channel) -> Result<(), TopologyError> {
-        let description = self.describe();
-        let passive = self.mode == TopologyMode::Verify;
-        for (name, kind) in &description.exchanges {
-            declare_exchange(channel, name, kind, passive).await?;
-        }
-        for (name, args) in &description.queues {
-            let args = if passive {
-                FieldTable::default()
-            } else {
-                args.clone()
-            };
-            declare_queue(channel, name, args, passive).await?;
-        }
-        if !passive {
-            for (exchange, queue, key) in &description.bindings {
-                bind(channel, queue, exchange, key).await?;
-            }
-        }
-        Ok(())
-    }
-
     /// The exchanges, queues and bindings as data: what [`Topology::declare`] creates, and
     /// what a broker definitions file lists.
     #[must_use]
@@ -160,21 +165,32 @@ impl Topology {
                 .bindings
                 .push((name.clone(), name, String::new()));
         }
+        description
+            .exchanges
+            .push((QUARANTINE_EXCHANGE.to_owned(), "direct"));
         for kind in &self.kinds {
-            let (queue, dlq) = (work_queue(kind), dead_letter_queue(kind));
-            let mut args = dead_lettering_args(DEAD_LETTER_EXCHANGE);
-            args.insert(
-                "x-delivery-limit".into(),
-                AMQPValue::LongInt(DELIVERY_LIMIT),
+            let (queue, dlq, quarantine) = (
+                work_queue(kind),
+                dead_letter_queue(kind),
+                quarantine_queue(kind),
             );
-            description.queues.push((queue.clone(), args));
-            description.queues.push((dlq.clone(), quorum_args()));
+            let mut dlq_args = quorum_args();
+            dlq_args.insert(
+                "x-delivery-limit".into(),
+                AMQPValue::LongInt(DEAD_LETTER_LIMIT),
+            );
+            description.queues.push((queue.clone(), work_args()));
+            description.queues.push((dlq.clone(), dlq_args));
+            description.queues.push((quarantine.clone(), work_args()));
             description
                 .bindings
                 .push((EXCHANGE.to_owned(), queue, kind.clone()));
             description
                 .bindings
                 .push((DEAD_LETTER_EXCHANGE.to_owned(), dlq, kind.clone()));
+            description
+                .bindings
+                .push((QUARANTINE_EXCHANGE.to_owned(), quarantine, kind.clone()));
         }
         description
     }
@@ -189,6 +205,27 @@ pub struct TopologyDescription {
     pub queues: Vec<(String, FieldTable)>,
     /// (exchange, queue, routing key).
     pub bindings: Vec<(String, String, String)>,
+}
+
+/// The kind a queue belongs to (`jobs.<kind>`, `jobs.<kind>.dlq`, `jobs.<kind>.quarantine`),
+/// or `None` for the shared parts (exchanges, wait tiers).
+pub(super) fn owning_kind<'k>(name: &str, kinds: &'k [String]) -> Option<&'k String> {
+    let rest = name.strip_prefix("jobs.")?;
+    let kind = rest
+        .strip_suffix(".dlq")
+        .or_else(|| rest.strip_suffix(".quarantine"))
+        .unwrap_or(rest);
+    kinds.iter().find(|k| k.as_str() == kind)
+}
+
+/// A work or quarantine queue: dead letters go to `jobs.dlx`, with the broker's backstop.
+fn work_args() -> FieldTable {
+    let mut args = dead_lettering_args(DEAD_LETTER_EXCHANGE);
+    args.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongInt(DELIVERY_LIMIT),
+    );
+    args
 }
 
 fn quorum_args() -> FieldTable {
@@ -212,87 +249,4 @@ fn dead_lettering_args(exchange: &str) -> FieldTable {
 
 fn long_string(s: &str) -> AMQPValue {
     AMQPValue::LongString(s.into())
-}
-
-fn declare_error(what: String) -> impl FnOnce(lapin::Error) -> TopologyError {
-    move |source| TopologyError::Declare { what, source }
-}
-
-fn setup_hint(passive: bool) -> &'static str {
-    if passive {
-        " (verifying only: was the topology set up, e.g. from `producer broker-definitions`?)"
-    } else {
-        ""
-    }
-}
-
-async fn declare_exchange(
-    channel: &Channel,
-    name: &str,
-    kind: &str,
-    passive: bool,
-) -> Result<(), TopologyError> {
-    let options = ExchangeDeclareOptions {
-        durable: true,
-        passive,
-        ..ExchangeDeclareOptions::default()
-    };
-    let kind = if kind == "fanout" {
-        ExchangeKind::Fanout
-    } else {
-        ExchangeKind::Direct
-    };
-    channel
-        .exchange_declare(
-            ShortString::from(name),
-            kind,
-            options,
-            FieldTable::default(),
-        )
-        .await
-        .map_err(declare_error(format!(
-            "exchange {name}{}",
-            setup_hint(passive)
-        )))
-}
-
-async fn declare_queue(
-    channel: &Channel,
-    name: &str,
-    args: FieldTable,
-    passive: bool,
-) -> Result<(), TopologyError> {
-    let options = QueueDeclareOptions {
-        durable: true,
-        passive,
-        ..QueueDeclareOptions::default()
-    };
-    channel
-        .queue_declare(name.into(), options, args)
-        .await
-        .map(drop)
-        .map_err(declare_error(format!(
-            "queue {name}{}",
-            setup_hint(passive)
-        )))
-}
-
-async fn bind(
-    channel: &Channel,
-    queue: &str,
-    exchange: &str,
-    key: &str,
-) -> Result<(), TopologyError> {
-    channel
-        .queue_bind(
-            queue.into(),
-            exchange.into(),
-            key.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .map_err(declare_error(format!(
-            "binding {exchange} -> {queue} ({key})"
-        )))
 }

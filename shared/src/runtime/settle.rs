@@ -1,0 +1,241 @@
+//! Settling a verdict: park the copy it needs (a retry in a wait queue, a dead letter, a
+//! requeued or quarantined orphan), report the outcome, then ack.
+//!
+//! The original is acked only once its copy is confirmed, and the observer hears the outcome
+//! before the ack, so a crash in between repeats it rather than losing it. A copy that cannot
+//! be published (an alarm, a nack, no route, no confirm) is tried again with backoff while
+//! the worker keeps the delivery, and the observer hears that the job is stalled; never a hot
+//! loop. If the broker's `consumer_timeout` would run out first, the delivery is returned to
+//! its queue instead (redelivered, it counts as orphaned).
+
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use tokio::time::Instant;
+
+use super::delivery::{Dispatcher, Received, Verdict};
+use super::observer::{JobEvent, JobOutcome};
+use crate::backoff::Backoff;
+use crate::envelope::PERSISTENT;
+use crate::headers::{DELIVERY_COUNT, JOB_ATTEMPTS, JOB_ERROR};
+use crate::job::JobId;
+use crate::publisher::Outgoing;
+use crate::topology::{DEAD_LETTER_EXCHANGE, EXCHANGE, QUARANTINE_EXCHANGE};
+
+/// The longest an observer may take to record one event: it writes to a domain's store,
+/// which may hang, and the delivery is held meanwhile.
+pub(crate) const OBSERVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits between attempts to park a copy: from half a second, doubling, to half a minute.
+fn park_backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
+}
+
+impl Dispatcher {
+    /// Parks a copy if the verdict needs one, reports the outcome, then acks. The ack comes
+    /// last: a worker that dies before it has the job redelivered rather than lost.
+    pub(crate) async fn settle(
+        &self,
+        received: &Received,
+        id: Option<JobId>,
+        attempt: u32,
+        verdict: &Verdict,
+    ) {
+        log_verdict(verdict);
+        if let Some((exchange, headers)) = copy_of(verdict, &received.delivery) {
+            let properties = received
+                .delivery
+                .properties
+                .clone()
+                .with_headers(headers)
+                .with_delivery_mode(PERSISTENT);
+            let copy = Outgoing {
+                exchange: &exchange,
+                routing_key: received.kind,
+                body: &received.delivery.data,
+                properties,
+            };
+            if !self.park(received, id, attempt, copy).await {
+                return;
+            }
+        }
+        self.notify(received, id, attempt, verdict.outcome()).await;
+        ack(&received.delivery).await;
+    }
+
+    /// Publishes the copy, confirmed, trying again with backoff until it is in or the hold
+    /// limit comes near (leaving the observer its time); then returns the delivery to its
+    /// queue. True when it may be acked.
+    async fn park(
+        &self,
+        received: &Received,
+        id: Option<JobId>,
+        attempt: u32,
+        copy: Outgoing<'_>,
+    ) -> bool {
+        let deadline = received.at + self.hold_limit.saturating_sub(OBSERVER_TIMEOUT);
+        let mut backoff = park_backoff();
+        let mut stalled = false;
+        loop {
+            let budget = deadline.saturating_duration_since(Instant::now());
+            let error = match tokio::time::timeout(budget, self.publisher.send(copy.clone())).await
+            {
+                Ok(Ok(())) => return true,
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("no confirm within {budget:?}"),
+            };
+            let reason = format!(
+                "cannot park it in {} ({error}); the worker keeps it and tries again",
+                copy.exchange
+            );
+            tracing::warn!(%reason, "job stalled");
+            if !stalled {
+                stalled = true;
+                let outcome = JobOutcome::Stalled { reason: &reason };
+                self.notify(received, id, attempt, outcome).await;
+            }
+            let delay = backoff.next_delay();
+            if Instant::now() + delay >= deadline {
+                tracing::error!(
+                    held = ?received.at.elapsed(),
+                    "held as long as the broker's consumer_timeout allows; returning it to its queue"
+                );
+                release(&received.delivery).await;
+                return false;
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Tells the observer, if any, within [`OBSERVER_TIMEOUT`].
+    pub(crate) async fn notify(
+        &self,
+        received: &Received,
+        id: Option<JobId>,
+        attempt: u32,
+        outcome: JobOutcome<'_>,
+    ) {
+        let Some(observer) = self.registry.observer() else {
+            return;
+        };
+        let event = JobEvent {
+            kind: received.kind,
+            id,
+            attempt,
+            body: &received.delivery.data,
+            outcome,
+        };
+        if tokio::time::timeout(OBSERVER_TIMEOUT, observer.observe(event))
+            .await
+            .is_err()
+        {
+            tracing::warn!(timeout = ?OBSERVER_TIMEOUT, "the job observer did not record the event in time");
+        }
+    }
+}
+
+fn log_verdict(verdict: &Verdict) {
+    match verdict {
+        Verdict::Done => tracing::info!("done"),
+        Verdict::Retry {
+            attempt,
+            tier,
+            reason,
+        } => tracing::warn!(attempt, delay = ?tier.delay(), %reason, "failed; will retry"),
+        Verdict::DeadLetter { attempts, reason } => {
+            tracing::error!(attempts, %reason, "dead-lettered");
+        }
+        Verdict::Requeue { reason, .. } => tracing::warn!(%reason, "orphaned"),
+    }
+}
+
+/// The exchange and headers of the copy a verdict needs, if any.
+fn copy_of(verdict: &Verdict, delivery: &Delivery) -> Option<(String, FieldTable)> {
+    let original = delivery.properties.headers().as_ref();
+    match verdict {
+        Verdict::Done => None,
+        Verdict::Retry {
+            attempt,
+            tier,
+            reason,
+        } => Some((
+            tier.queue_name(),
+            outcome_headers(original, *attempt, reason),
+        )),
+        Verdict::DeadLetter { attempts, reason } => Some((
+            DEAD_LETTER_EXCHANGE.to_owned(),
+            outcome_headers(original, *attempts, reason),
+        )),
+        Verdict::Requeue {
+            quarantine,
+            header: (name, count),
+            ..
+        } => {
+            let mut headers = without_delivery_count(original);
+            headers.insert((*name).into(), AMQPValue::LongUInt(*count));
+            let exchange = if *quarantine {
+                QUARANTINE_EXCHANGE
+            } else {
+                EXCHANGE
+            };
+            Some((exchange.to_owned(), headers))
+        }
+    }
+}
+
+/// The original headers without the broker's delivery count: the copy is a new message, and
+/// a stale count would only mislead.
+fn without_delivery_count(original: Option<&FieldTable>) -> FieldTable {
+    let mut headers = FieldTable::default();
+    for (key, value) in original.into_iter().flat_map(FieldTable::inner) {
+        if key.as_str() != DELIVERY_COUNT {
+            headers.insert(key.clone(), value.clone());
+        }
+    }
+    headers
+}
+
+/// The original headers with the outcome written in.
+fn outcome_headers(original: Option<&FieldTable>, attempts: u32, reason: &str) -> FieldTable {
+    let mut headers = without_delivery_count(original);
+    headers.insert(
+        JOB_ATTEMPTS.into(),
+        AMQPValue::LongInt(attempts.try_into().unwrap_or(i32::MAX)),
+    );
+    headers.insert(JOB_ERROR.into(), AMQPValue::LongString(reason.into()));
+    headers
+}
+
+/// Acks a delivery. Delivery tags belong to their channel: after a reconnect the old tag
+/// cannot be acked, and the broker redelivers the job to whichever consumer is alive.
+async fn ack(delivery: &Delivery) {
+    match delivery.acker.ack(BasicAckOptions::default()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!("ack not sent: its channel is gone; the broker redelivers the job")
+        }
+        Err(error) => {
+            tracing::info!(%error, "ack failed (channel gone); the broker redelivers the job")
+        }
+    }
+}
+
+/// Returns a delivery to its queue. A nack with requeue, which from RabbitMQ 4.3 does not
+/// count towards the queue's delivery limit.
+async fn release(delivery: &Delivery) {
+    let requeue = BasicNackOptions {
+        requeue: true,
+        ..BasicNackOptions::default()
+    };
+    match delivery.acker.nack(requeue).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::warn!("nack not sent: its channel is gone; the broker redelivers the job")
+        }
+        Err(error) => {
+            tracing::info!(%error, "nack failed (channel gone); the broker redelivers the job")
+        }
+    }
+}
