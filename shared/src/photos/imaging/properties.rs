@@ -1,7 +1,8 @@
 //! Property tests of the upload checks on hostile files: arbitrary bytes, mutations of small
 //! valid images of every accepted format, and headers that declare any dimensions. Sniffing,
-//! checking, stripping metadata and fingerprinting must each return a result or an error,
-//! never panic, and never allocate more than the pixel limit and the file's size justify.
+//! checking, stripping metadata, fingerprinting and making thumbnails must each return a
+//! result or an error, never panic, and never allocate more than the pixel limit and the
+//! file's size justify.
 
 #![allow(clippy::unwrap_used)]
 
@@ -11,7 +12,9 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 
 use self::seeds::{SEEDS, declare_dimensions, fix_png_checksums, lossy_webp};
-use super::{Fingerprint, ImageFormat, UploadLimits, check_upload, strip_metadata};
+use super::{
+    Fingerprint, ImageFormat, UploadLimits, check_upload, make_thumbnails, strip_metadata,
+};
 use crate::testing::mutation::{mutated, mutation, mutations};
 use crate::testing::{cases, peak_alloc::peak_bytes_during};
 
@@ -155,6 +158,26 @@ proptest! {
         let mut bytes = SEEDS[seed].bytes.clone();
         declare_dimensions(&mut bytes, which, declared.0, declared.1);
         check_everything(&mutated(&bytes, &edits))?;
+    }
+
+    #[test]
+    fn mutated_images_never_panic_the_thumbnail_maker(
+        seed in seed(),
+        edits in mutations(8),
+        which in 0..8usize,
+        declared in dimensions(),
+    ) {
+        // The worker's path: the JPEG scaled decoder is another decoder of the same bytes.
+        let mut bytes = mutated(&SEEDS[seed].bytes, &edits);
+        declare_dimensions(&mut bytes, which, declared.0, declared.1);
+        let (thumbnails, peak) = peak_bytes_during(|| make_thumbnails(&bytes, &[64, 16], &LIMITS));
+        prop_assert!(
+            peak <= decode_alloc_bound(bytes.len()),
+            "make_thumbnails allocated {peak} bytes"
+        );
+        if check_upload(&bytes, &LIMITS).is_ok() {
+            prop_assert!(thumbnails.is_ok(), "{thumbnails:?}");
+        }
     }
 
     #[test]
