@@ -16,8 +16,8 @@ use crate::photos::ThumbnailJob;
 use crate::testing::mutation::{mutated, mutations};
 use crate::testing::{cases, peak_alloc::peak_bytes_during};
 
-/// Cases per property unless `PROPTEST_CASES` says otherwise; the five properties take about
-/// two seconds together in a debug build.
+/// Cases per property unless `PROPTEST_CASES` says otherwise; the five properties take two to
+/// five seconds together in a debug build on two cores.
 const CASES: u32 = 3_000;
 
 /// The most a decode may allocate for a body of `len` bytes (checked against every case).
