@@ -92,6 +92,9 @@ pub(crate) fn job_properties(message_id: &str, kind: &str) -> BasicProperties {
 }
 
 #[cfg(test)]
+mod properties;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

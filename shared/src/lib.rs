@@ -17,6 +17,8 @@ mod retry;
 mod runtime;
 mod shutdown;
 mod telemetry;
+#[cfg(test)]
+mod testing;
 mod topology;
 
 pub mod photos;

@@ -6,6 +6,8 @@ use std::io::Cursor;
 
 use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageError, ImageReader, Rgb, RgbImage};
+use img_parts::webp::WebP;
+use img_parts::{Bytes, ImageEXIF};
 
 use super::format::{ImageFormat, sniff_foreign};
 use super::scaled_jpeg;
@@ -17,8 +19,13 @@ const MAX_BYTES_PER_PIXEL: u64 = 8;
 /// Headroom for decoder state beyond the output buffer (Huffman tables, zlib windows, rows).
 const WORKING_MEMORY: u64 = 64 * 1024 * 1024;
 
+/// Room above a declared image's decoded size for buffers a decoder sizes from the data (a GIF
+/// frame a little larger than its canvas, which viewers clip), so such files still decode.
+const DECLARED_SIZE_SLACK: u64 = 1024 * 1024;
+
 /// A decoder whose header has been read and found within the limits.
 pub(crate) struct GuardedDecoder<'a> {
+    bytes: &'a [u8],
     checked: CheckedImage,
     limits: UploadLimits,
     decoder: Box<dyn ImageDecoder + 'a>,
@@ -39,7 +46,7 @@ impl<'a> GuardedDecoder<'a> {
         })?;
         let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image_format());
         reader.limits(decoder_limits(limits));
-        let decoder = match reader.into_decoder() {
+        let mut decoder = match reader.into_decoder() {
             Ok(decoder) => decoder,
             Err(ImageError::Limits(_)) => return Err(limit_hit_in_header(bytes, format, limits)),
             Err(e) => return Err(decode_error(format, e)),
@@ -53,7 +60,11 @@ impl<'a> GuardedDecoder<'a> {
         if pixels(width, height) > limits.max_pixels {
             return Err(too_many_pixels(width, height, limits));
         }
+        decoder
+            .set_limits(declared_size_limits(decoder.total_bytes(), limits))
+            .map_err(|e| decode_error(format, e))?;
         Ok(Self {
+            bytes,
             checked: CheckedImage {
                 format,
                 width,
@@ -72,6 +83,9 @@ impl<'a> GuardedDecoder<'a> {
     /// The EXIF orientation; unreadable EXIF means the camera did not rotate anything we can
     /// trust, so it counts as upright rather than failing the image.
     pub(crate) fn orientation(&mut self) -> Orientation {
+        if self.checked.format == ImageFormat::WebP {
+            return webp_orientation(self.bytes);
+        }
         self.decoder
             .orientation()
             .unwrap_or(Orientation::NoTransforms)
@@ -92,6 +106,19 @@ impl<'a> GuardedDecoder<'a> {
             e => decode_error(format, e),
         })
     }
+}
+
+/// A WebP's EXIF orientation, read with `img-parts`, which slices every chunk out of the bytes
+/// we hold after checking its length. The WebP decoder's own EXIF reader allocates the length
+/// the chunk header declares before reading it (found by the property tests: a WebP whose EXIF
+/// chunk size was shifted by two inserted bytes made fingerprinting allocate 788 MB, and any
+/// size up to 4 GiB can be declared in a file of a few hundred bytes).
+fn webp_orientation(bytes: &[u8]) -> Orientation {
+    WebP::from_bytes(Bytes::copy_from_slice(bytes))
+        .ok()
+        .and_then(|webp| webp.exif())
+        .and_then(|exif| Orientation::from_exif_chunk(&exif))
+        .unwrap_or(Orientation::NoTransforms)
 }
 
 /// Decodes an upload as a viewer would show it: EXIF orientation applied, transparency
@@ -156,6 +183,20 @@ fn decoder_limits(limits: &UploadLimits) -> image::Limits {
     decoder_limits.max_image_height = Some(side);
     decoder_limits.max_alloc = Some(alloc_budget(limits));
     decoder_limits
+}
+
+/// Once the header's dimensions passed, the budget shrinks to what an image of that size
+/// needs: nothing inside an image needs more memory than its decoded pixels. Without this a
+/// decoder may allocate for sizes declared deeper in the file up to the whole budget: a GIF's
+/// first frame can claim far more pixels than its canvas, and `image` allocates a buffer for it
+/// (found by the property tests: a 1.2 KB GIF with a 24x16 canvas and a 4300x4300 frame made
+/// `check_upload` allocate 92 MB under a 1-megapixel limit; under the default 50 megapixels a
+/// 10760x10760 frame made it 579 MB).
+fn declared_size_limits(decoded_bytes: u64, limits: &UploadLimits) -> image::Limits {
+    let mut declared = decoder_limits(limits);
+    let needed = decoded_bytes.saturating_add(DECLARED_SIZE_SLACK);
+    declared.max_alloc = Some(needed.min(alloc_budget(limits)));
+    declared
 }
 
 fn alloc_budget(limits: &UploadLimits) -> u64 {
@@ -226,6 +267,19 @@ mod tests {
         assert_eq!(rgb.get_pixel(0, 0).0, [255, 255, 255]);
         assert_eq!(rgb.get_pixel(1, 0).0, [0, 0, 0]);
         assert_eq!(rgb.get_pixel(2, 0).0, [127, 127, 127]);
+        Ok(())
+    }
+
+    #[test]
+    fn display_decode_applies_a_webp_exif_orientation() -> TestResult {
+        let plain = test_images::encode(&test_images::red_top_left(80, 40), ImageFormat::WebP)?;
+        let mut webp = WebP::from_bytes(Bytes::from(plain))?;
+        webp.set_exif(Some(Bytes::from(test_images::exif_with_orientation(6))));
+        let bytes = webp.encoder().bytes().to_vec();
+        let rgb = decode_for_display(&bytes, &UploadLimits::default())?;
+        assert_eq!(rgb.dimensions(), (40, 80));
+        // Rotated clockwise, the red top-left quadrant is now top right.
+        assert_eq!(rgb.get_pixel(39, 0).0, [255, 0, 0]);
         Ok(())
     }
 

@@ -12,6 +12,8 @@ mod format;
 mod gif_metadata;
 mod jpeg_metadata;
 mod metadata;
+#[cfg(test)]
+mod properties;
 mod scaled_jpeg;
 #[cfg(test)]
 mod test_images;
