@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use shared::{Job, PublishError, Publisher, PublisherSettings, Topology};
 use support::Broker;
 
-use crate::helpers::{Echo, spawn_app, spawn_app_on};
+use crate::helpers::{Echo, TestApp, spawn_app, spawn_app_on};
 
 /// A kind nobody declared a queue for.
 #[derive(Debug, Serialize, Deserialize)]
@@ -82,31 +82,41 @@ async fn an_oversized_job_is_refused_before_it_reaches_the_broker() {
         .unwrap();
 }
 
-#[tokio::test]
-async fn a_publish_blocked_by_a_memory_alarm_fails_after_the_configured_wait() {
+/// A dedicated broker (an alarm hurts the whole node) and a publisher on it that has
+/// published once and waits at most a second while blocked.
+async fn publisher_on_a_broker_of_its_own(label: &str) -> (Broker, TestApp, Publisher) {
     let broker = Broker::dedicated().await.unwrap();
-    let app = spawn_app_on(&broker, "blocked").await;
+    let app = spawn_app_on(&broker, label).await;
     let settings = PublisherSettings {
         blocked_timeout: Duration::from_secs(1),
         ..PublisherSettings::default()
     };
     let topology = Topology::new([Echo::KIND]).unwrap();
-    let publisher = Publisher::connect(&app.amqp, settings, topology, "blocked")
+    let publisher = Publisher::connect(&app.amqp, settings, topology, label)
         .await
         .unwrap();
     publisher.publish(&Echo { n: 1 }).await.unwrap();
+    (broker, app, publisher)
+}
 
+/// Raises the memory alarm (a watermark of 0) or lifts it (RabbitMQ's default, 0.4).
+async fn memory_alarm(broker: &Broker, raised: bool) {
+    let watermark = if raised { "0" } else { "0.4" };
     broker
-        .rabbitmqctl(&["set_vm_memory_high_watermark", "0"])
+        .rabbitmqctl(&["set_vm_memory_high_watermark", watermark])
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_publish_blocked_by_a_memory_alarm_fails_after_the_configured_wait() {
+    let (broker, _app, publisher) = publisher_on_a_broker_of_its_own("blocked").await;
+
+    memory_alarm(&broker, true).await;
     let started = tokio::time::Instant::now();
     let result = publisher.publish(&Echo { n: 2 }).await;
     let waited = started.elapsed();
-    broker
-        .rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"])
-        .await
-        .unwrap();
+    memory_alarm(&broker, false).await;
 
     assert!(
         matches!(result, Err(PublishError::Blocked(_))),
@@ -122,21 +132,8 @@ async fn a_publish_blocked_by_a_memory_alarm_fails_after_the_configured_wait() {
 
 #[tokio::test]
 async fn closing_a_publisher_during_a_memory_alarm_returns_promptly() {
-    let broker = Broker::dedicated().await.unwrap();
-    let app = spawn_app_on(&broker, "close-blocked").await;
-    let settings = PublisherSettings {
-        blocked_timeout: Duration::from_secs(1),
-        ..PublisherSettings::default()
-    };
-    let topology = Topology::new([Echo::KIND]).unwrap();
-    let publisher = Publisher::connect(&app.amqp, settings, topology, "close-blocked")
-        .await
-        .unwrap();
-    publisher.publish(&Echo { n: 1 }).await.unwrap();
-    broker
-        .rabbitmqctl(&["set_vm_memory_high_watermark", "0"])
-        .await
-        .unwrap();
+    let (broker, _app, publisher) = publisher_on_a_broker_of_its_own("close-blocked").await;
+    memory_alarm(&broker, true).await;
     // The broker blocks the connection at its next publish; nothing leaves it afterwards,
     // not even a channel close.
     let blocked = publisher.publish(&Echo { n: 2 }).await;
@@ -148,10 +145,7 @@ async fn closing_a_publisher_during_a_memory_alarm_returns_promptly() {
     let started = tokio::time::Instant::now();
     let closed = tokio::time::timeout(Duration::from_secs(60), publisher.close()).await;
     let took = started.elapsed();
-    broker
-        .rabbitmqctl(&["set_vm_memory_high_watermark", "0.4"])
-        .await
-        .unwrap();
+    memory_alarm(&broker, false).await;
 
     assert!(
         closed.is_ok() && took < Duration::from_secs(15),
