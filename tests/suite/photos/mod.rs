@@ -4,3 +4,4 @@ mod app;
 mod bad_uploads;
 mod fixtures;
 mod pipeline;
+mod records;
