@@ -47,6 +47,10 @@ impl JobObserver for StatusRecorder {
                 JobOutcome::Succeeded => (JobState::Done, None),
                 JobOutcome::Retrying { reason, .. } => (JobState::Retrying, Some(reason)),
                 JobOutcome::Failed { reason } => (JobState::Failed, Some(reason)),
+                // TODO(runtime): the runtime's rewrite adds `JobOutcome::Stalled { reason }`
+                // (a retry or dead-letter copy it could not publish; the job is delivered
+                // again). Map it here to `(JobState::Stalled, Some(reason))`; the state, its
+                // migration and `image_state` are ready for it.
             };
             let record = JobRecord {
                 image_id: envelope.payload.image_id,

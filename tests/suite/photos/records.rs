@@ -1,7 +1,7 @@
 //! What `image_jobs` shows when job events arrive late or twice: a finished job stays
-//! finished, and a failure gives way only to a success.
+//! finished, a failure gives way only to a success, and a stalled job counts as processing.
 
-use shared::photos::{JobRecord, JobState, NewUpload, PhotoStore};
+use shared::photos::{ImageState, JobRecord, JobState, NewUpload, PhotoStore};
 use support::Postgres;
 use uuid::Uuid;
 
@@ -33,7 +33,7 @@ pub async fn recorded_upload(store: &PhotoStore, user: &str) -> Uuid {
 
 /// Records `state` for the image's thumbnail job, as the status recorder does.
 async fn record(store: &PhotoStore, image_id: Uuid, state: JobState, attempt: u32) {
-    let error = (state == JobState::Failed).then_some("it broke");
+    let error = matches!(state, JobState::Failed | JobState::Stalled).then_some("it broke");
     let record = JobRecord {
         image_id,
         kind: "process_thumbnails",
@@ -72,7 +72,7 @@ async fn a_failed_job_gives_way_to_a_success_and_to_nothing_else() {
     let (store, _) = fresh_store("records-failed").await;
     let image_id = recorded_upload(&store, "frank").await;
     record(&store, image_id, JobState::Failed, 5).await;
-    for late in [JobState::Running, JobState::Retrying] {
+    for late in [JobState::Running, JobState::Retrying, JobState::Stalled] {
         record(&store, image_id, late, 6).await;
         assert_eq!(
             shown(&store, image_id).await,
@@ -83,5 +83,23 @@ async fn a_failed_job_gives_way_to_a_success_and_to_nothing_else() {
 
     // A dead letter shovelled back by an operator runs and succeeds.
     record(&store, image_id, JobState::Done, 6).await;
+    assert_eq!(shown(&store, image_id).await, JobState::Done);
+}
+
+#[tokio::test]
+async fn a_stalled_job_is_shown_as_stalled_and_its_image_as_still_processing() {
+    let (store, _) = fresh_store("records-stalled").await;
+    let image_id = recorded_upload(&store, "grace").await;
+    record(&store, image_id, JobState::Running, 1).await;
+    record(&store, image_id, JobState::Stalled, 1).await;
+
+    let status = store.image_status(image_id).await.unwrap().unwrap();
+    assert_eq!(status.jobs["process_thumbnails"].state, JobState::Stalled);
+    assert_eq!(status.state, ImageState::Processing);
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["jobs"]["process_thumbnails"]["state"], "stalled");
+
+    // The job's next run moves it on.
+    record(&store, image_id, JobState::Done, 2).await;
     assert_eq!(shown(&store, image_id).await, JobState::Done);
 }
