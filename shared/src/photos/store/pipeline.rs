@@ -172,15 +172,14 @@ impl PhotoStore {
 
     /// Shows a job's new state. Delivery is at least once, so events of a duplicate may
     /// arrive after the job finished: `done` is final (a duplicate's start or failure does
-    /// not make a finished job look running or failed), and `failed` gives way only to
-    /// `done` (a dead letter shovelled back that then succeeds).
+    /// not make a finished job look running or failed; its success is recorded), and
+    /// `failed` gives way only to `done` (a dead letter shovelled back that then succeeds).
     pub async fn record_job(&self, record: JobRecord<'_>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO image_jobs (image_id, kind, state, attempt, error) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (image_id, kind) DO UPDATE
              SET state = EXCLUDED.state, attempt = EXCLUDED.attempt, error = EXCLUDED.error, updated_at = now()
-             WHERE image_jobs.state NOT IN ('done', 'failed')
-                OR (image_jobs.state = 'failed' AND EXCLUDED.state = 'done')",
+             WHERE image_jobs.state NOT IN ('done', 'failed') OR EXCLUDED.state = 'done'",
         )
         .bind(record.image_id)
         .bind(record.kind)
