@@ -1,6 +1,7 @@
 //! Settings both photo binaries need: the database, the file storage, the image limits.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::imaging::UploadLimits;
 use super::storage::LocalStorage;
@@ -36,6 +37,11 @@ pub struct PhotoSettings {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_max_connections: u32,
+    /// Longest a database call may take (connecting, a statement, a lock wait, a commit);
+    /// enforced by this process and, per statement, by the server.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value = "5s",
+          value_parser = bound)]
+    pub database_statement_timeout: Duration,
     /// Directory of stored images, shared by the producer and the workers.
     #[arg(long, env = "STORAGE_DIR", default_value = "./storage")]
     pub storage_dir: PathBuf,
@@ -56,7 +62,12 @@ impl PhotoSettings {
 
     /// Connects to the database (migrating it) and opens the storage directory.
     pub async fn open(&self) -> Result<(PhotoStore, LocalStorage), OpenDataError> {
-        let store = PhotoStore::connect(&self.database_url, self.database_max_connections).await?;
+        let store = PhotoStore::connect(
+            &self.database_url,
+            self.database_max_connections,
+            self.database_statement_timeout,
+        )
+        .await?;
         let storage =
             LocalStorage::new(&self.storage_dir).map_err(|source| OpenDataError::Storage {
                 dir: self.storage_dir.clone(),
@@ -64,4 +75,13 @@ impl PhotoSettings {
             })?;
         Ok((store, storage))
     }
+}
+
+/// A duration of at least a millisecond (the server's unit; zero would mean no bound).
+fn bound(text: &str) -> Result<Duration, String> {
+    let duration = crate::parse_duration(text)?;
+    if duration < Duration::from_millis(1) {
+        return Err(format!("`{text}` is shorter than a millisecond"));
+    }
+    Ok(duration)
 }

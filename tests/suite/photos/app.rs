@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::photos::{ImageState, ImageStatus, JobState, PhotoSettings};
 use shared::{AmqpSettings, Publisher, Topology, Worker, photos};
@@ -54,6 +55,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
     let photos = PhotoSettings {
         database_url: database_url.clone(),
         database_max_connections: 5,
+        database_statement_timeout: Duration::from_secs(5),
         storage_dir: dir.join("storage"),
         max_image_pixels: 50_000_000,
     };

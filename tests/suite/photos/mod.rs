@@ -5,3 +5,5 @@ mod bad_uploads;
 mod fixtures;
 mod pipeline;
 mod records;
+mod relay;
+mod store_bounds;

@@ -1,6 +1,8 @@
 //! What `image_jobs` shows when job events arrive late or twice: a finished job stays
 //! finished, a failure gives way only to a success, and a stalled job counts as processing.
 
+use std::time::Duration;
+
 use shared::photos::{ImageState, JobRecord, JobState, NewUpload, PhotoStore};
 use support::Postgres;
 use uuid::Uuid;
@@ -9,7 +11,9 @@ use uuid::Uuid;
 pub async fn fresh_store(label: &str) -> (PhotoStore, String) {
     support::logs::capture();
     let url = Postgres::shared().database(label).await.unwrap();
-    let store = PhotoStore::connect(&url, 2).await.unwrap();
+    let store = PhotoStore::connect(&url, 2, Duration::from_secs(5))
+        .await
+        .unwrap();
     (store, url)
 }
 
