@@ -63,6 +63,7 @@ pub async fn app_state(
         storage: Arc::new(storage),
         limits: photos.limits(),
         max_upload_bytes: usize::try_from(settings.max_upload_bytes).context("MAX_UPLOAD_BYTES")?,
+        body_read_timeout: settings.body_read_timeout,
     })
 }
 
@@ -75,7 +76,7 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .with_context(|| format!("listening on HTTP_ADDR {}", settings.http_addr))?;
-    web::serve(listener, state, shutdown)
+    web::serve(listener, state, shutdown, settings.shutdown_timeout)
         .await
         .context("serving HTTP")
 }

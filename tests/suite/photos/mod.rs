@@ -3,6 +3,7 @@
 mod app;
 mod bad_uploads;
 mod fixtures;
+mod http_bounds;
 mod pipeline;
 mod records;
 mod relay;
