@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::imaging::UploadLimits;
 use super::storage::LocalStorage;
 use super::store::{PhotoStore, StoreError};
+use crate::backoff::Backoff;
 
 /// Why the photo app's data could not be opened; each names the setting to check.
 #[derive(Debug, thiserror::Error)]
@@ -60,20 +61,51 @@ impl PhotoSettings {
         }
     }
 
-    /// Connects to the database (migrating it) and opens the storage directory.
+    /// Connects to the database (migrating it) and opens the storage directory. A database
+    /// that is not reachable yet (the stack is starting, it restarts) is waited for, with
+    /// backoff and a warning per failed attempt; a configuration error returns at once.
     pub async fn open(&self) -> Result<(PhotoStore, LocalStorage), OpenDataError> {
-        let store = PhotoStore::connect(
-            &self.database_url,
-            self.database_max_connections,
-            self.database_statement_timeout,
-        )
-        .await?;
+        let store = self.connect_when_up().await?;
         let storage =
             LocalStorage::new(&self.storage_dir).map_err(|source| OpenDataError::Storage {
                 dir: self.storage_dir.clone(),
                 source,
             })?;
         Ok((store, storage))
+    }
+}
+
+impl PhotoSettings {
+    async fn connect_when_up(&self) -> Result<PhotoStore, StoreError> {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+        let mut attempt: u64 = 0;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let connecting = PhotoStore::connect(
+                &self.database_url,
+                self.database_max_connections,
+                self.database_statement_timeout,
+            );
+            match connecting.await {
+                Ok(store) => {
+                    if attempt > 1 {
+                        tracing::info!(attempt, "PostgreSQL is up");
+                    }
+                    return Ok(store);
+                }
+                Err(error) if error.is_transient() => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        attempt,
+                        %error,
+                        retry_in = ?delay,
+                        "PostgreSQL is not reachable yet (DATABASE_URL); trying again"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
     }
 }
 

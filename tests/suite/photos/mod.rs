@@ -7,4 +7,5 @@ mod http_bounds;
 mod pipeline;
 mod records;
 mod relay;
+mod startup;
 mod store_bounds;

@@ -45,6 +45,35 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether trying again later may help: the database is unreachable, starting, shutting
+    /// down, overloaded or slow. A wrong password, an unknown database or a broken
+    /// migration is not: those need an operator.
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        use sqlx::migrate::MigrateError;
+        let sql = match self {
+            Self::Timeout { .. } => return true,
+            Self::Database(sql)
+            | Self::Migration(
+                MigrateError::Execute(sql) | MigrateError::ExecuteMigration(sql, _),
+            ) => sql,
+            Self::Migration(_) => return false,
+        };
+        match sql {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => true,
+            // SQLSTATE classes 08 (connection), 53 (resources, e.g. too many connections),
+            // 57 (operator intervention: shutting down, starting up, cancelled) and the
+            // lock and serialisation failures of class 40 and 55P03.
+            sqlx::Error::Database(error) => error.code().is_some_and(|code| {
+                ["08", "53", "57", "40"]
+                    .iter()
+                    .any(|class| code.starts_with(class))
+                    || code == "55P03"
+            }),
+            _ => false,
+        }
+    }
+
     /// Whether the server or the pool gave up waiting (rather than the query failing).
     fn is_timeout(&self) -> bool {
         let sql = match self {
