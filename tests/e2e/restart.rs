@@ -41,14 +41,31 @@ fn running(container: &str) -> bool {
     inspect(container, "{{.State.Running}}").is_ok_and(|state| state == "true")
 }
 
+/// When the container's current run started, once it runs: Docker counts a restart, and
+/// shows the container as running, before the new run has started.
+fn started_at(container: &str) -> Option<String> {
+    let state = inspect(
+        container,
+        "{{.State.Running}} {{.State.Restarting}} {{.State.StartedAt}}",
+    )
+    .ok()?;
+    state.strip_prefix("true false ").map(str::to_owned)
+}
+
 /// Jobs the container logged as done since `since` (an RFC 3339 time).
 fn jobs_done_since(container: &str, since: &str) -> usize {
     let output = Command::new("docker")
         .args(["logs", "--since", since, container])
         .output();
+    // The binaries log to stderr; both streams are read all the same.
     output.map_or(0, |output| {
-        let logs = String::from_utf8_lossy(&output.stdout);
-        logs.lines().filter(|line| line.contains(" done")).count()
+        [&output.stdout, &output.stderr]
+            .iter()
+            .map(|stream| {
+                let logs = String::from_utf8_lossy(stream);
+                logs.lines().filter(|line| line.contains(" done")).count()
+            })
+            .sum()
     })
 }
 
@@ -66,14 +83,18 @@ pub async fn exited_worker_comes_back(
         .ok_or("no running worker")?;
     let short = &victim[..12.min(victim.len())];
     let before = restarts(&victim)?;
+    let first_start = started_at(&victim).ok_or("the worker is not running")?;
     docker(&["exec", &victim, "sh", "-c", "kill -TERM 1"])?;
     wait_until(
         Duration::from_secs(120),
         "docker to restart the worker",
-        || async { restarts(&victim).is_ok_and(|n| n > before) && running(&victim) },
+        || async {
+            restarts(&victim).is_ok_and(|n| n > before)
+                && started_at(&victim).is_some_and(|at| at != first_start)
+        },
     )
     .await?;
-    let started_at = inspect(&victim, "{{.State.StartedAt}}")?;
+    let started_at = started_at(&victim).ok_or("the restarted worker is not running")?;
     let exit_code = inspect(&victim, "{{.State.ExitCode}}")?;
     let accepted = stack.upload_all(seeds).await?;
     let done = Mutex::new(0);

@@ -87,13 +87,9 @@ fn photo_settings(database_url: String, dir: &std::path::Path) -> PhotoSettings 
     }
 }
 
-#[tokio::test]
-async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
-    let port = free_port();
-    let dir = std::env::temp_dir().join(format!("late-db-{}", uuid::Uuid::new_v4().simple()));
-    let url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
-    let settings = worker::PipelineSettings {
-        photos: photo_settings(url, &dir),
+fn pipeline_settings(database_url: String, dir: &std::path::Path) -> worker::PipelineSettings {
+    worker::PipelineSettings {
+        photos: photo_settings(database_url, dir),
         thumbnail_sizes: vec![64],
         cpu_threads: None,
         blocklist_file: None,
@@ -103,9 +99,21 @@ async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
         mail_from: "Photos <no-reply@photos.test>".into(),
         user_email_domain: "users.test".into(),
         public_base_url: "http://photos.test".into(),
-    };
-    // The handlers' publisher connects on first use: no broker is needed to start.
-    let amqp = AmqpSettings::from_url("amqp://guest:guest@127.0.0.1:1/%2f").unwrap();
+    }
+}
+
+/// A broker address nothing listens on: the handlers' publisher connects on first use, so
+/// none is needed to start.
+fn no_broker() -> AmqpSettings {
+    AmqpSettings::from_url("amqp://guest:guest@127.0.0.1:1/%2f").unwrap()
+}
+
+#[tokio::test]
+async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("late-db-{}", uuid::Uuid::new_v4().simple()));
+    let url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
+    let (settings, amqp) = (pipeline_settings(url, &dir), no_broker());
     let logs = Logs::default();
     let _capturing = logs.capture();
 
@@ -120,6 +128,46 @@ async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
     pipeline.store.ping().await.unwrap();
     let retries = logs.lines_with("PostgreSQL is not reachable yet");
     assert!(retries >= 1, "no failed attempt was logged");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_worker_waiting_for_its_database_stops_at_once_when_told_to() {
+    let dir = std::env::temp_dir().join(format!("stop-wait-{}", uuid::Uuid::new_v4().simple()));
+    let url = format!(
+        "postgres://postgres:postgres@127.0.0.1:{}/none",
+        free_port()
+    );
+    let cli = worker::Cli {
+        kinds: Vec::new(),
+        amqp: no_broker(),
+        worker: shared::WorkerSettings::default(),
+        publishing: PublisherSettings::default(),
+        pipeline: pipeline_settings(url, &dir),
+    };
+    let logs = Logs::default();
+    let _capturing = logs.capture();
+    let (stop, stopped) = oneshot::channel::<()>();
+
+    let running = tokio::time::timeout(
+        PATIENCE,
+        worker::run(cli, async move {
+            let _ = stopped.await;
+        }),
+    );
+    let stopping = async {
+        let waiting = || async { logs.lines_with("PostgreSQL is not reachable yet") >= 2 };
+        wait_until(PATIENCE, "the worker to wait for its database", waiting)
+            .await
+            .unwrap();
+        stop.send(()).unwrap();
+        tokio::time::Instant::now()
+    };
+    let (result, asked) = tokio::join!(running, stopping);
+
+    result.expect("the worker did not stop").unwrap();
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(2), "stopping took {took:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
