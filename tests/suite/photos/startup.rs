@@ -181,6 +181,26 @@ async fn status_and_error(request: reqwest::RequestBuilder) -> (u16, String) {
     )
 }
 
+/// `producer serve` on `http_addr`.
+fn serve_cli(http_addr: SocketAddr, amqp: AmqpSettings, photos: PhotoSettings) -> producer::Cli {
+    let serve = producer::ServeSettings {
+        http_addr,
+        max_upload_bytes: 20 * 1024 * 1024,
+        body_read_timeout: Duration::from_secs(30),
+        shutdown_timeout: Duration::from_secs(5),
+        photos,
+    };
+    producer::Cli {
+        command: producer::Command::Serve(serve),
+        amqp,
+        // An upload gives up on the broker after this.
+        publishing: PublisherSettings {
+            publish_timeout: Duration::from_secs(2),
+            ..PublisherSettings::default()
+        },
+    }
+}
+
 #[tokio::test]
 async fn the_producer_serves_with_rabbitmq_down_and_takes_uploads_once_it_is_back() {
     support::logs::capture();
@@ -189,22 +209,8 @@ async fn the_producer_serves_with_rabbitmq_down_and_takes_uploads_once_it_is_bac
     let database_url = Postgres::shared().database("late_broker").await.unwrap();
     let dir = std::env::temp_dir().join(format!("late-mq-{}", uuid::Uuid::new_v4().simple()));
     let http_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let serve = producer::ServeSettings {
-        http_addr,
-        max_upload_bytes: 20 * 1024 * 1024,
-        body_read_timeout: Duration::from_secs(30),
-        shutdown_timeout: Duration::from_secs(5),
-        photos: photo_settings(database_url, &dir),
-    };
-    let cli = producer::Cli {
-        command: producer::Command::Serve(serve),
-        amqp: AmqpSettings::from_url(&relay.url_through(&vhost.amqp_url)).unwrap(),
-        // An upload gives up on the broker after this.
-        publishing: PublisherSettings {
-            publish_timeout: Duration::from_secs(2),
-            ..PublisherSettings::default()
-        },
-    };
+    let amqp = AmqpSettings::from_url(&relay.url_through(&vhost.amqp_url)).unwrap();
+    let cli = serve_cli(http_addr, amqp, photo_settings(database_url, &dir));
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(producer::run(cli, async move {
         let _ = stopped.await;
