@@ -1,9 +1,10 @@
 //! The producer's command line; every flag can also come from its environment variable.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use shared::photos::PhotoSettings;
-use shared::{AmqpSettings, PublisherSettings};
+use shared::{AmqpSettings, PublisherSettings, parse_duration};
 
 /// The photo app's web front (`serve`), and a tool to publish jobs by hand (`publish`).
 #[derive(Debug, clap::Parser)]
@@ -74,6 +75,22 @@ pub struct ServeSettings {
     #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = 20 * 1024 * 1024,
           value_parser = clap::value_parser!(u64).range(1..=1_073_741_824))]
     pub max_upload_bytes: u64,
+    /// Longest an upload's body may take to arrive; a client that stalls gets 408.
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub body_read_timeout: Duration,
+    /// Longest a graceful shutdown waits for requests in flight; then the process exits
+    /// without them.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
+    pub shutdown_timeout: Duration,
     #[command(flatten)]
     pub photos: PhotoSettings,
+}
+
+/// A duration above zero (a zero bound would refuse every upload, or every request in flight).
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err(format!("`{text}` must be longer than zero"));
+    }
+    Ok(duration)
 }

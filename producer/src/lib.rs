@@ -15,42 +15,83 @@ use std::sync::Arc;
 use anyhow::Context;
 use shared::photos;
 use shared::{AmqpSettings, Publisher, PublisherSettings};
+use tokio::sync::watch;
 
 /// Runs the command line until done, or (for `serve`) until `shutdown` resolves.
 pub async fn run(
     cli: Cli,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let publish = match cli.command {
-        Command::BrokerDefinitions(settings) => return definitions::write(&settings),
-        Command::Serve(settings) => Err(settings),
+    match cli.command {
+        Command::BrokerDefinitions(settings) => definitions::write(&settings),
+        Command::Serve(settings) => {
+            // Serving does not wait for RabbitMQ: the publisher connects on first use, and
+            // until the broker answers `/readyz` says so and uploads answer 503.
+            let publisher = publisher(&cli.amqp, cli.publishing)?;
+            let result = serve(publisher.clone(), settings, shutdown).await;
+            publisher.close().await;
+            result
+        }
         Command::Publish {
             kind,
             payload,
             count,
-        } => Ok((kind, payload, count)),
-    };
-    let publisher = connect(&cli.amqp, cli.publishing).await?;
-    let result = match publish {
-        Err(settings) => serve(publisher.clone(), settings, shutdown).await,
-        Ok((kind, payload, count)) => publish_by_kind(&publisher, &kind, &payload, count)
-            .await
-            .and_then(|ids| publish::print_ids(&ids)),
-    };
-    publisher.close().await;
-    result
+        } => {
+            let publisher = publisher(&cli.amqp, cli.publishing)?;
+            // A command run by hand: an unreachable broker is reported now.
+            let result = match publisher.ready().await {
+                Ok(()) => publish_by_kind(&publisher, &kind, &payload, count)
+                    .await
+                    .and_then(|ids| publish::print_ids(&ids)),
+                Err(error) => Err(error)
+                    .with_context(|| format!("connecting to RabbitMQ at {}", cli.amqp.redacted())),
+            };
+            publisher.close().await;
+            result
+        }
+    }
 }
 
-async fn connect(amqp: &AmqpSettings, settings: PublisherSettings) -> anyhow::Result<Publisher> {
+/// A publisher that connects on first use.
+fn publisher(amqp: &AmqpSettings, settings: PublisherSettings) -> anyhow::Result<Publisher> {
     let topology = amqp
         .topology(photos::KINDS)
         .context("building the topology")?;
-    Publisher::connect(amqp, settings, topology, "producer")
-        .await
-        .with_context(|| format!("connecting to RabbitMQ at {}", amqp.redacted()))
+    Publisher::new(amqp, settings, topology, "producer")
+        .with_context(|| format!("setting up the publisher for {}", amqp.redacted()))
 }
 
-/// The app state `serve` runs with: database (migrated), storage, limits.
+/// Connects the publisher in the background: the first upload need not wait for it, and a
+/// broker that is down at start is logged at once.
+fn warm_up(publisher: Publisher) {
+    tokio::spawn(async move {
+        match publisher.ready().await {
+            Ok(()) => tracing::info!("connected to RabbitMQ"),
+            Err(error) => tracing::warn!(
+                %error,
+                "RabbitMQ is not reachable yet; uploads answer 503 until it is"
+            ),
+        }
+    });
+}
+
+/// `shutdown` as a flag that can be awaited more than once: while starting, then serving.
+fn shutdown_flag(shutdown: impl Future<Output = ()> + Send + 'static) -> watch::Receiver<bool> {
+    let (flag, watching) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        flag.send_replace(true);
+    });
+    watching
+}
+
+/// Resolves once the flag is raised (or can no longer be: the process is ending).
+async fn raised(mut flag: watch::Receiver<bool>) {
+    let _ = flag.wait_for(|raised| *raised).await;
+}
+
+/// The app state `serve` runs with: database (migrated; waited for if it is not up yet),
+/// storage, limits.
 pub async fn app_state(
     publisher: Publisher,
     settings: &ServeSettings,
@@ -63,6 +104,7 @@ pub async fn app_state(
         storage: Arc::new(storage),
         limits: photos.limits(),
         max_upload_bytes: usize::try_from(settings.max_upload_bytes).context("MAX_UPLOAD_BYTES")?,
+        body_read_timeout: settings.body_read_timeout,
     })
 }
 
@@ -71,11 +113,20 @@ async fn serve(
     settings: ServeSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let state = app_state(publisher, &settings).await?;
+    let stop = shutdown_flag(shutdown);
+    warm_up(publisher.clone());
+    // The database is waited for if it is not up yet; a shutdown ends that wait.
+    let state = tokio::select! {
+        state = app_state(publisher, &settings) => state?,
+        () = raised(stop.clone()) => {
+            tracing::info!("stopped before serving");
+            return Ok(());
+        }
+    };
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .with_context(|| format!("listening on HTTP_ADDR {}", settings.http_addr))?;
-    web::serve(listener, state, shutdown)
+    web::serve(listener, state, raised(stop), settings.shutdown_timeout)
         .await
         .context("serving HTTP")
 }

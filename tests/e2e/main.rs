@@ -1,6 +1,7 @@
 //! End-to-end check of the containers, as users run them: builds the image, brings the stack
 //! up with three workers, uploads through the published port, kills a worker mid-flight,
-//! stops all workers while uploads keep coming, and prints a summary table.
+//! has one exit on its own and checks Docker restarts it, stops all workers while uploads
+//! keep coming, and prints a summary table.
 //!
 //! Run by `.ci/run`: `cargo run -p integration-tests --bin compose-e2e`.
 
@@ -8,6 +9,7 @@
 #![allow(clippy::print_stdout)]
 
 mod compose;
+mod restart;
 mod stack;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,8 @@ const WORKERS: usize = 3;
 const FIRST_WAVE: u32 = 200;
 const BANNED_IN_FIRST_WAVE: u32 = 10;
 const BACKLOG_WAVE: u32 = 100;
+/// Uploads after a worker restarted, for it to consume.
+const RESTART_WAVE: u32 = 30;
 
 /// One line of the summary.
 struct Row {
@@ -92,6 +96,18 @@ async fn run(rows: &mut Vec<Row>) -> Result<(), String> {
         replicas_worked(&stack),
     )
     .await?;
+    let after_restart = timed(
+        rows,
+        "a worker exits on its own: restarted, consumes again",
+        restart::exited_worker_comes_back(&stack, &restart_wave()),
+    )
+    .await?;
+    timed(
+        rows,
+        "every image uploaded after the restart done",
+        wait_all(&stack, &after_restart, Duration::from_secs(300)),
+    )
+    .await?;
     let backlog = timed(
         rows,
         "workers stopped: 100 uploads queue up",
@@ -119,7 +135,7 @@ async fn start_stack() -> Result<(Stack, String), String> {
     let (http_port, ui_port) = (free_port()?, free_port()?);
     let fingerprint = fingerprint(BANNED_SEED)?;
     // Only the banned picture may match the blocklist (distance at most 8 of 64 bits).
-    for seed in BANNED_IN_FIRST_WAVE..FIRST_WAVE + BACKLOG_WAVE {
+    for seed in BANNED_IN_FIRST_WAVE..FIRST_WAVE + BACKLOG_WAVE + RESTART_WAVE {
         let distance = fingerprint.distance(&self::fingerprint(seed)?);
         if distance <= 10 {
             return Err(format!(
@@ -203,6 +219,12 @@ async fn upload_with_a_kill(
         before.len()
     );
     Ok((accepted, outcome))
+}
+
+/// The seeds of the uploads after the restart, past the other waves'.
+fn restart_wave() -> Vec<u32> {
+    let first = FIRST_WAVE + BACKLOG_WAVE;
+    (first..first + RESTART_WAVE).collect()
 }
 
 fn fingerprint(seed: u32) -> Result<Fingerprint, String> {
@@ -315,7 +337,7 @@ async fn mails(stack: &Stack) -> Result<((), String), String> {
         .trim()
         .parse()
         .map_err(|e| format!("counting mails: {e}"))?;
-    let want = FIRST_WAVE + BACKLOG_WAVE;
+    let want = FIRST_WAVE + BACKLOG_WAVE + RESTART_WAVE;
     if count != want {
         return Err(format!("{count} mails in the outbox, expected {want}"));
     }

@@ -17,9 +17,18 @@ use shared::photos;
 use shared::photos::imaging::{ContentFilter, HashBlocklist};
 use shared::{AmqpSettings, CpuPool, Publisher, PublisherSettings, Worker};
 
-/// Runs the worker until `shutdown` resolves, then drains.
+/// Runs the worker until `shutdown` resolves, then drains. A database that is not up yet
+/// is waited for; `shutdown` ends that wait too.
 pub async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    let pipeline = pipeline(&cli.pipeline, &cli.amqp, cli.publishing.clone()).await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let starting = pipeline(&cli.pipeline, &cli.amqp, cli.publishing.clone());
+    let pipeline = tokio::select! {
+        pipeline = starting => pipeline?,
+        () = &mut shutdown => {
+            tracing::info!("stopped before the worker started");
+            return Ok(());
+        }
+    };
     let mut registry = registry(Arc::new(pipeline));
     if !cli.kinds.is_empty() {
         registry
@@ -31,7 +40,8 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result
     worker.run(shutdown).await.context("worker stopped")
 }
 
-/// Connects the handlers' database, storage, mail and publisher.
+/// Connects the handlers' database (waiting for it if it is not up yet), storage, mail and
+/// publisher (which connects on first use).
 pub async fn pipeline(
     settings: &PipelineSettings,
     amqp: &AmqpSettings,

@@ -1,18 +1,25 @@
 //! Sending mail: SMTP when `SMTP_URL` is set, otherwise `.eml` files in an outbox folder
 //! (the embedded default, for development and tests).
+//!
+//! A confirmation is sent again when a worker dies between sending it and committing its
+//! claim, so every message carries a Message-ID derived from what it is about: receivers
+//! can deduplicate on it, and the outbox names the file after it, so a repeat rewrites the
+//! same file instead of adding one.
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use lettre::message::{Mailbox, Message};
-use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use uuid::Uuid;
 
 /// Where mail goes.
 #[derive(Debug, Clone)]
 pub enum Mailer {
     /// An SMTP server (`smtp://`, `smtps://`; see lettre's URL format).
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
-    /// Files in a folder, one per message.
-    Outbox(AsyncFileTransport<Tokio1Executor>),
+    /// Files in a folder, one per Message-ID.
+    Outbox(PathBuf),
 }
 
 impl Mailer {
@@ -29,12 +36,12 @@ impl Mailer {
             None => {
                 std::fs::create_dir_all(outbox)
                     .with_context(|| format!("creating OUTBOX_DIR {}", outbox.display()))?;
-                Ok(Self::Outbox(AsyncFileTransport::new(outbox)))
+                Ok(Self::Outbox(outbox.to_owned()))
             }
         }
     }
 
-    /// Sends one message.
+    /// Sends one message; to the outbox, it must have a Message-ID.
     pub async fn send(&self, message: Message) -> Result<(), String> {
         match self {
             Self::Smtp(smtp) => smtp
@@ -42,13 +49,64 @@ impl Mailer {
                 .await
                 .map(drop)
                 .map_err(|e| e.to_string()),
-            Self::Outbox(outbox) => outbox
-                .send(message)
+            Self::Outbox(dir) => {
+                let id = message
+                    .headers()
+                    .get_raw("Message-ID")
+                    .ok_or("a message for the outbox needs a Message-ID")?;
+                let name = file_name(id);
+                let (dir, bytes) = (dir.clone(), message.formatted());
+                tokio::task::spawn_blocking(move || {
+                    write_atomically(&dir, &name, &bytes)
+                        .map_err(|e| format!("writing {name} to the outbox: {e}"))
+                })
                 .await
-                .map(drop)
-                .map_err(|e| e.to_string()),
+                .map_err(|e| format!("the outbox writer: {e}"))?
+            }
         }
     }
+}
+
+/// The Message-ID of an upload's confirmation: the same for every send of it.
+#[must_use]
+pub fn confirmation_message_id(image_id: Uuid, from: &Mailbox) -> String {
+    format!("<upload-{image_id}@{}>", from.email.domain())
+}
+
+/// A file name from a Message-ID: its characters that are safe in a name, `_` for others.
+fn file_name(message_id: &str) -> String {
+    let id = message_id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>');
+    let safe: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{safe}.eml")
+}
+
+/// Writes `bytes` to `dir/name` so that a reader sees the old file or the new one, never a
+/// part: a temporary file (hidden, and unique, since two workers may write the same mail at
+/// once) in the same folder, synced, then renamed over the name.
+fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+    let temporary = dir.join(format!(".{name}.{}.tmp", Uuid::new_v4().simple()));
+    let written = std::fs::File::create(&temporary)
+        .and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()
+        })
+        .and_then(|()| std::fs::rename(&temporary, dir.join(name)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&temporary);
+    }
+    written
 }
 
 /// Parses `Name <address>` or a bare address.

@@ -6,8 +6,9 @@ mod health;
 mod status;
 mod upload;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -16,6 +17,7 @@ use shared::Publisher;
 use shared::photos::imaging::UploadLimits;
 use shared::photos::{LocalStorage, PhotoStore};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
@@ -30,6 +32,8 @@ pub struct AppState {
     pub limits: UploadLimits,
     /// Largest request body, bytes.
     pub max_upload_bytes: usize,
+    /// Longest an upload's body may take to arrive.
+    pub body_read_timeout: Duration,
 }
 
 /// The routes.
@@ -50,14 +54,39 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight.
+/// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight for
+/// at most `shutdown_timeout`. Past it, `serve` returns without them: a client holding a
+/// request open cannot hold the process, which ends their connections as it exits.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown_timeout: Duration,
 ) -> std::io::Result<()> {
     tracing::info!(address = ?listener.local_addr().ok(), "listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (signalled, on_signal) = oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = signalled.send(());
+    };
+    let server = axum::serve(listener, router(state))
+        .with_graceful_shutdown(signal)
+        .into_future();
+    let grace_over = async {
+        match on_signal.await {
+            Ok(()) => tokio::time::sleep(shutdown_timeout).await,
+            // The server ended without a signal; its own result is on its way.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = server => served,
+        () = grace_over => {
+            tracing::warn!(
+                ?shutdown_timeout,
+                "requests still in flight after SHUTDOWN_TIMEOUT; no longer waiting for them"
+            );
+            Ok(())
+        }
+    }
 }

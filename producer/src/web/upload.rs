@@ -3,6 +3,8 @@
 //! The request waits for the broker's confirms, never for a handler. The client's file name
 //! is never used: stored names are ours.
 
+use std::time::Duration;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartError;
@@ -39,7 +41,10 @@ pub async fn upload_avatar(
     request: Request,
 ) -> Result<Response, ApiError> {
     check_user_id(&user_id)?;
-    let bytes = read_image(&app, request).await?;
+    // A client that stalls mid-body would hold the request (and its connection) for ever.
+    let bytes = tokio::time::timeout(app.body_read_timeout, read_image(&app, request))
+        .await
+        .map_err(|_| body_timeout(app.body_read_timeout))??;
     let (checked, public_copy, original) = inspect(&app, bytes).await?;
     let image_id = Uuid::new_v4();
     let extension = checked.format.extension();
@@ -181,6 +186,13 @@ fn body_error(message: &str, limit: usize) -> ApiError {
     } else {
         ApiError::bad_request(format!("reading the upload failed: {message}"))
     }
+}
+
+fn body_timeout(after: Duration) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("the upload did not arrive within {after:?}; please send it again"),
+    )
 }
 
 fn too_large(limit: usize) -> ApiError {

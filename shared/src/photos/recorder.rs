@@ -47,7 +47,7 @@ impl JobObserver for StatusRecorder {
                 JobOutcome::Succeeded => (JobState::Done, None),
                 JobOutcome::Retrying { reason, .. } => (JobState::Retrying, Some(reason)),
                 JobOutcome::Failed { reason } => (JobState::Failed, Some(reason)),
-                JobOutcome::Stalled { reason } => (JobState::Retrying, Some(reason)),
+                JobOutcome::Stalled { reason } => (JobState::Stalled, Some(reason)),
                 JobOutcome::Requeued { reason } => (JobState::Queued, Some(reason)),
             };
             let record = JobRecord {

@@ -1,10 +1,12 @@
 //! Settings both photo binaries need: the database, the file storage, the image limits.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use super::imaging::UploadLimits;
 use super::storage::LocalStorage;
 use super::store::{PhotoStore, StoreError};
+use crate::backoff::Backoff;
 
 /// Why the photo app's data could not be opened; each names the setting to check.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +38,11 @@ pub struct PhotoSettings {
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub database_max_connections: u32,
+    /// Longest a database call may take (connecting, a statement, a lock wait, a commit);
+    /// enforced by this process and, per statement, by the server.
+    #[arg(long, env = "DATABASE_STATEMENT_TIMEOUT", default_value = "5s",
+          value_parser = bound)]
+    pub database_statement_timeout: Duration,
     /// Directory of stored images, shared by the producer and the workers.
     #[arg(long, env = "STORAGE_DIR", default_value = "./storage")]
     pub storage_dir: PathBuf,
@@ -54,9 +61,11 @@ impl PhotoSettings {
         }
     }
 
-    /// Connects to the database (migrating it) and opens the storage directory.
+    /// Connects to the database (migrating it) and opens the storage directory. A database
+    /// that is not reachable yet (the stack is starting, it restarts) is waited for, with
+    /// backoff and a warning per failed attempt; a configuration error returns at once.
     pub async fn open(&self) -> Result<(PhotoStore, LocalStorage), OpenDataError> {
-        let store = PhotoStore::connect(&self.database_url, self.database_max_connections).await?;
+        let store = self.connect_when_up().await?;
         let storage =
             LocalStorage::new(&self.storage_dir).map_err(|source| OpenDataError::Storage {
                 dir: self.storage_dir.clone(),
@@ -64,4 +73,47 @@ impl PhotoSettings {
             })?;
         Ok((store, storage))
     }
+}
+
+impl PhotoSettings {
+    async fn connect_when_up(&self) -> Result<PhotoStore, StoreError> {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+        let mut attempt: u64 = 0;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let connecting = PhotoStore::connect(
+                &self.database_url,
+                self.database_max_connections,
+                self.database_statement_timeout,
+            );
+            match connecting.await {
+                Ok(store) => {
+                    if attempt > 1 {
+                        tracing::info!(attempt, "PostgreSQL is up");
+                    }
+                    return Ok(store);
+                }
+                Err(error) if error.is_transient() => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        attempt,
+                        %error,
+                        retry_in = ?delay,
+                        "PostgreSQL is not reachable yet (DATABASE_URL); trying again"
+                    );
+                    tokio::time::sleep(delay).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
+/// A duration of at least a millisecond (the server's unit; zero would mean no bound).
+fn bound(text: &str) -> Result<Duration, String> {
+    let duration = crate::parse_duration(text)?;
+    if duration < Duration::from_millis(1) {
+        return Err(format!("`{text}` is shorter than a millisecond"));
+    }
+    Ok(duration)
 }

@@ -39,6 +39,9 @@ pub enum JobState {
     Done,
     /// Dead-lettered: failed permanently or out of attempts.
     Failed,
+    /// Its retry or dead-letter copy could not be published; the broker will deliver it
+    /// again, so it is still on its way.
+    Stalled,
 }
 
 /// A job's state as shown.
@@ -103,7 +106,9 @@ pub fn largest(thumbnails: &BTreeMap<String, String>) -> Option<String> {
         .map(|(_, url)| url.clone())
 }
 
-/// The upload's state from its facts and jobs.
+/// The upload's state from its facts and jobs. A `stalled` job is still on its way (the
+/// broker delivers it again), so like `queued`, `running` and `retrying` it leaves the
+/// upload `processing`; only `failed` fails it.
 #[must_use]
 pub fn image_state(
     moderation: Option<&str>,
@@ -126,5 +131,44 @@ pub fn image_state(
         ImageState::Ready
     } else {
         ImageState::Processing
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jobs(states: &[(&str, JobState)]) -> BTreeMap<String, JobStatus> {
+        states
+            .iter()
+            .map(|(kind, state)| {
+                let status = JobStatus {
+                    state: *state,
+                    attempt: 1,
+                    error: None,
+                };
+                ((*kind).to_owned(), status)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_upload_with_a_stalled_job_is_still_processing_and_a_failed_one_fails_it() {
+        let stalled = jobs(&[
+            (ThumbnailJob::KIND, JobState::Done),
+            (ModerationJob::KIND, JobState::Stalled),
+        ]);
+        assert_eq!(image_state(None, true, &stalled), ImageState::Processing);
+        let failed = jobs(&[
+            (ThumbnailJob::KIND, JobState::Stalled),
+            (ModerationJob::KIND, JobState::Failed),
+        ]);
+        assert_eq!(image_state(None, false, &failed), ImageState::Failed);
+    }
+
+    #[test]
+    fn a_stalled_job_is_written_stalled() {
+        let json = serde_json::to_string(&JobState::Stalled).unwrap_or_default();
+        assert_eq!(json, r#""stalled""#);
     }
 }

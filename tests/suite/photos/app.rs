@@ -3,11 +3,13 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::photos::{ImageState, ImageStatus, JobState, PhotoSettings};
 use shared::{AmqpSettings, Publisher, Topology, Worker, photos};
 use support::{Broker, Postgres, Vhost, wait_until};
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::helpers::{PATIENCE, RunningWorker, fast_publishing};
@@ -22,12 +24,15 @@ pub struct PhotoApp {
     pub publisher: Publisher,
     pub dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 /// Knobs a test may turn before the app starts.
 pub struct Options {
     pub max_upload_bytes: u64,
     pub blocklist: Option<String>,
+    pub body_read_timeout: Duration,
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for Options {
@@ -35,6 +40,8 @@ impl Default for Options {
         Self {
             max_upload_bytes: 20 * 1024 * 1024,
             blocklist: None,
+            body_read_timeout: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -54,6 +61,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
     let photos = PhotoSettings {
         database_url: database_url.clone(),
         database_max_connections: 5,
+        database_statement_timeout: Duration::from_secs(5),
         storage_dir: dir.join("storage"),
         max_image_pixels: 50_000_000,
     };
@@ -76,6 +84,8 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
     let serve = producer::ServeSettings {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         max_upload_bytes: options.max_upload_bytes,
+        body_read_timeout: options.body_read_timeout,
+        shutdown_timeout: options.shutdown_timeout,
         photos,
     };
     let state = producer::app_state(publisher.clone(), &serve)
@@ -86,9 +96,15 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         .unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (shutdown, stop) = oneshot::channel::<()>();
-    tokio::spawn(producer::web::serve(listener, state, async move {
+    let stopped = async move {
         let _ = stop.await;
-    }));
+    };
+    let server = tokio::spawn(producer::web::serve(
+        listener,
+        state,
+        stopped,
+        serve.shutdown_timeout,
+    ));
     PhotoApp {
         base,
         http: reqwest::Client::new(),
@@ -99,6 +115,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         publisher,
         dir,
         shutdown: Some(shutdown),
+        server: Some(server),
     }
 }
 
@@ -117,6 +134,14 @@ impl PhotoApp {
             let registry = worker::registry(Arc::new(handlers));
             Worker::new(amqp, settings, fast_publishing(), registry).unwrap()
         })
+    }
+
+    /// Signals the server to shut down; its task ends when `serve` returns.
+    pub fn stop_serving(&mut self) -> JoinHandle<std::io::Result<()>> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.server.take().expect("the server was stopped already")
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -3,4 +3,9 @@
 mod app;
 mod bad_uploads;
 mod fixtures;
+mod http_bounds;
 mod pipeline;
+mod records;
+mod relay;
+mod startup;
+mod store_bounds;

@@ -191,3 +191,52 @@ async fn uploads_are_accepted_with_no_worker_running_and_processed_once_one_star
     }
     assert_eq!(app.outbox().len(), 3);
 }
+
+#[tokio::test]
+async fn a_mail_sent_again_after_its_claim_was_lost_leaves_one_file_with_the_same_message_id() {
+    let app = spawn_photo_app("photos-mail-again", Options::default()).await;
+    let _worker = app.start_worker();
+    let image_id = app.accepted_upload("kate", jpeg(&photo(300, 300, 8))).await;
+    app.wait_for(image_id, ImageState::Ready).await;
+    let first = app.outbox();
+    assert_eq!(first.len(), 1);
+
+    // A worker died after sending and before committing its claim: no claim, and the job
+    // is delivered again.
+    let db = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    sqlx::query("DELETE FROM sent_emails WHERE image_id = $1")
+        .bind(image_id)
+        .execute(&db)
+        .await
+        .unwrap();
+    let email = shared::photos::EmailJob {
+        image_id,
+        user_id: "kate".into(),
+    };
+    app.publisher.publish(&email).await.unwrap();
+    // The claim is committed only after the mail went out.
+    support::wait_until(
+        crate::helpers::PATIENCE,
+        "the mail to be sent again",
+        || async {
+            sqlx::query_scalar::<_, i64>("SELECT count(*) FROM sent_emails")
+                .fetch_one(&db)
+                .await
+                .is_ok_and(|sent| sent == 1)
+        },
+    )
+    .await
+    .unwrap();
+
+    let mails = app.outbox();
+    assert_eq!(mails.len(), 1, "sending again added a file");
+    let message_id = |mail: &str| {
+        mail.lines()
+            .find(|line| line.to_ascii_lowercase().starts_with("message-id:"))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no Message-ID in {mail}"))
+    };
+    let id = message_id(&mails[0]);
+    assert!(id.contains(&image_id.to_string()), "{id}");
+    assert_eq!(id, message_id(&first[0]));
+}

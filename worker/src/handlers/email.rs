@@ -8,7 +8,7 @@ use shared::photos::EmailJob;
 use shared::{JobError, JobResult, ResultExt};
 
 use super::Pipeline;
-use crate::mailer::mailbox;
+use crate::mailer::{confirmation_message_id, mailbox};
 
 pub async fn handle(pipeline: Arc<Pipeline>, job: EmailJob) -> JobResult {
     let facts = pipeline.facts(job.image_id).await?;
@@ -19,7 +19,13 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: EmailJob) -> JobResult {
         pipeline.public_base_url.trim_end_matches('/'),
         job.image_id
     );
+    // The same Message-ID for every send of this upload's confirmation: a send repeated
+    // after a crash rewrites the outbox file, and SMTP receivers can deduplicate it.
     let message = Message::builder()
+        .message_id(Some(confirmation_message_id(
+            job.image_id,
+            &pipeline.mail_from,
+        )))
         .from(pipeline.mail_from.clone())
         .to(to)
         .subject("We received your new profile picture")

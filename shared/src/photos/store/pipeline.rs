@@ -7,13 +7,14 @@
 //! and the redelivered job tries again.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{PhotoStore, StoreError};
+use super::{PhotoStore, StoreError, bounded};
 use crate::photos::status::JobState;
 
 /// What a handler needs to know about an image.
@@ -35,13 +36,14 @@ pub struct ImageFacts {
 #[derive(Debug)]
 pub struct Claim {
     tx: Transaction<'static, Postgres>,
+    /// The store's bound, for the commit.
+    timeout: Duration,
 }
 
 impl Claim {
     /// Makes the claim permanent: the effect happened.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await?;
-        Ok(())
+        bounded(self.timeout, "committing a claim", self.tx.commit()).await
     }
 }
 
@@ -63,12 +65,12 @@ pub struct JobRecord<'a> {
 impl PhotoStore {
     /// An image's facts; `None` if it does not exist (any more).
     pub async fn image_facts(&self, image_id: Uuid) -> Result<Option<ImageFacts>, StoreError> {
-        Ok(sqlx::query_as(
+        let query = sqlx::query_as(
             "SELECT user_id, format, original_key, moderation, created_at FROM images WHERE id = $1",
         )
         .bind(image_id)
-        .fetch_optional(&self.pool)
-        .await?)
+        .fetch_optional(&self.pool);
+        self.bounded("reading an image", query).await
     }
 
     /// Records the thumbnails' storage keys by size.
@@ -77,12 +79,11 @@ impl PhotoStore {
         image_id: Uuid,
         keys: &BTreeMap<String, String>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE images SET thumbnails = $2 WHERE id = $1")
+        let update = sqlx::query("UPDATE images SET thumbnails = $2 WHERE id = $1")
             .bind(image_id)
             .bind(Json(keys))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+            .execute(&self.pool);
+        self.bounded("saving thumbnails", update).await.map(drop)
     }
 
     /// Records the moderation verdict; the first verdict stands.
@@ -93,49 +94,61 @@ impl PhotoStore {
         reason: Option<&str>,
     ) -> Result<(), StoreError> {
         let verdict = if approved { "approved" } else { "rejected" };
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE images SET moderation = $2, moderation_reason = $3
              WHERE id = $1 AND moderation IS NULL",
         )
         .bind(image_id)
         .bind(verdict)
         .bind(reason)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&self.pool);
+        self.bounded("saving a verdict", update).await.map(drop)
     }
 
     /// Claims publishing `update_profile_url` if thumbnails and an approval are both in and
     /// nobody claimed it yet. Called by each side after committing its own result: the row
     /// lock makes a concurrent claimant wait and then see the claim, so exactly one publishes.
     pub async fn claim_profile_update(&self, image_id: Uuid) -> Result<Option<Claim>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let claimed = sqlx::query(
-            "UPDATE images SET profile_job_claimed = true
-             WHERE id = $1 AND thumbnails IS NOT NULL AND moderation = 'approved'
-               AND NOT profile_job_claimed",
-        )
-        .bind(image_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if claimed == 0 {
-            return Ok(None);
+        let claiming = async {
+            let mut tx = self.pool.begin().await?;
+            let claimed = sqlx::query(
+                "UPDATE images SET profile_job_claimed = true
+                 WHERE id = $1 AND thumbnails IS NOT NULL AND moderation = 'approved'
+                   AND NOT profile_job_claimed",
+            )
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                return Ok(None);
+            }
+            sqlx::query(
+                "INSERT INTO image_jobs (image_id, kind, state) VALUES ($1, 'update_profile_url', 'queued')
+                 ON CONFLICT (image_id, kind) DO NOTHING",
+            )
+            .bind(image_id)
+            .execute(&mut *tx)
+            .await?;
+            Ok(Some(tx))
+        };
+        let tx = self
+            .bounded("claiming the profile update", claiming)
+            .await?;
+        Ok(tx.map(|tx| self.claim(tx)))
+    }
+
+    fn claim(&self, tx: Transaction<'static, Postgres>) -> Claim {
+        Claim {
+            tx,
+            timeout: self.timeout,
         }
-        sqlx::query(
-            "INSERT INTO image_jobs (image_id, kind, state) VALUES ($1, 'update_profile_url', 'queued')
-             ON CONFLICT (image_id, kind) DO NOTHING",
-        )
-        .bind(image_id)
-        .execute(&mut *tx)
-        .await?;
-        Ok(Some(Claim { tx }))
     }
 
     /// Makes `image_id` the user's avatar if it is approved, has thumbnails and is not older
     /// than the current avatar (profile jobs of two uploads may finish out of order).
     pub async fn set_avatar(&self, user_id: &str, image_id: Uuid) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
+        let update = sqlx::query(
             "UPDATE users u SET avatar_image_id = i.id, updated_at = now()
              FROM images i
              WHERE u.id = $1 AND i.id = $2 AND i.user_id = u.id
@@ -145,10 +158,9 @@ impl PhotoStore {
         )
         .bind(user_id)
         .bind(image_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(updated > 0)
+        .execute(&self.pool);
+        let updated = self.bounded("setting an avatar", update).await?;
+        Ok(updated.rows_affected() > 0)
     }
 
     /// Claims sending the upload's confirmation email, unless it was sent already.
@@ -157,35 +169,42 @@ impl PhotoStore {
         image_id: Uuid,
         recipient: &str,
     ) -> Result<Option<Claim>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO sent_emails (image_id, recipient) VALUES ($1, $2)
-             ON CONFLICT (image_id) DO NOTHING",
-        )
-        .bind(image_id)
-        .bind(recipient)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        Ok((inserted > 0).then_some(Claim { tx }))
+        let claiming = async {
+            let mut tx = self.pool.begin().await?;
+            let inserted = sqlx::query(
+                "INSERT INTO sent_emails (image_id, recipient) VALUES ($1, $2)
+                 ON CONFLICT (image_id) DO NOTHING",
+            )
+            .bind(image_id)
+            .bind(recipient)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            Ok((inserted > 0).then_some(tx))
+        };
+        let tx = self.bounded("claiming the email", claiming).await?;
+        Ok(tx.map(|tx| self.claim(tx)))
     }
 
-    /// Shows a job's new state. A finished job stays finished: a late duplicate delivery's
-    /// start does not make it look running again.
+    /// Shows a job's new state. Delivery is at least once, so events of a duplicate may
+    /// arrive after the job finished: `done` is final (a duplicate's start or failure does
+    /// not make a finished job look running or failed; its success is recorded), and
+    /// `failed` gives way only to `done` (a dead letter shovelled back that then succeeds).
     pub async fn record_job(&self, record: JobRecord<'_>) -> Result<(), StoreError> {
-        sqlx::query(
+        let upsert = sqlx::query(
             "INSERT INTO image_jobs (image_id, kind, state, attempt, error) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (image_id, kind) DO UPDATE
              SET state = EXCLUDED.state, attempt = EXCLUDED.attempt, error = EXCLUDED.error, updated_at = now()
-             WHERE image_jobs.state NOT IN ('done', 'failed') OR EXCLUDED.state IN ('done', 'failed')",
+             WHERE image_jobs.state NOT IN ('done', 'failed') OR EXCLUDED.state = 'done'",
         )
         .bind(record.image_id)
         .bind(record.kind)
         .bind(record.state)
         .bind(i32::try_from(record.attempt).unwrap_or(i32::MAX))
         .bind(record.error)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&self.pool);
+        self.bounded("recording a job's state", upsert)
+            .await
+            .map(drop)
     }
 }

@@ -65,7 +65,7 @@ impl PhotoStore {
     /// so one round trip and one commit on the upload's critical path; the foreign keys are
     /// checked at its end, when the user row exists.
     pub async fn record_upload(&self, upload: &NewUpload<'_>) -> Result<(), StoreError> {
-        sqlx::query(
+        let insert = sqlx::query(
             "WITH new_user AS (
                  INSERT INTO users (id) VALUES ($2) ON CONFLICT (id) DO NOTHING
              ), new_image AS (
@@ -84,38 +84,67 @@ impl PhotoStore {
         .bind(upload.original_key)
         .bind(upload.public_original_key)
         .bind(upload.kinds)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(&self.pool);
+        self.bounded("recording an upload", insert).await.map(drop)
     }
 
     /// Removes an upload whose jobs could not be published (the client is told to retry).
     pub async fn forget_upload(&self, image_id: Uuid) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM images WHERE id = $1")
+        let delete = sqlx::query("DELETE FROM images WHERE id = $1")
             .bind(image_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+            .execute(&self.pool);
+        self.bounded("forgetting an upload", delete).await.map(drop)
     }
 
     /// What `GET /images/{id}` shows; `None` for an unknown image.
     pub async fn image_status(&self, image_id: Uuid) -> Result<Option<ImageStatus>, StoreError> {
-        let Some(row) = sqlx::query_as::<_, ImageRow>(
-            "SELECT user_id, public_original_key, thumbnails, moderation, moderation_reason, created_at
-             FROM images WHERE id = $1",
-        )
-        .bind(image_id)
-        .fetch_optional(&self.pool)
-        .await?
-        else {
-            return Ok(None);
+        let reading = async {
+            let Some(row) = sqlx::query_as::<_, ImageRow>(
+                "SELECT user_id, public_original_key, thumbnails, moderation, moderation_reason, created_at
+                 FROM images WHERE id = $1",
+            )
+            .bind(image_id)
+            .fetch_optional(&self.pool)
+            .await?
+            else {
+                return Ok(None);
+            };
+            let jobs = sqlx::query_as::<_, JobRow>(
+                "SELECT kind, state, attempt, error FROM image_jobs WHERE image_id = $1",
+            )
+            .bind(image_id)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(Some((row, jobs)))
         };
-        let jobs: BTreeMap<String, JobStatus> = sqlx::query_as::<_, JobRow>(
-            "SELECT kind, state, attempt, error FROM image_jobs WHERE image_id = $1",
+        let found = self.bounded("reading an image's status", reading).await?;
+        Ok(found.map(|(row, jobs)| status_of(image_id, row, jobs)))
+    }
+
+    /// What `GET /users/{id}` shows; `None` for a user who never uploaded.
+    pub async fn user_profile(&self, user_id: &str) -> Result<Option<UserProfile>, StoreError> {
+        let query = sqlx::query_as(
+            "SELECT i.thumbnails FROM users u LEFT JOIN images i ON i.id = u.avatar_image_id
+             WHERE u.id = $1",
         )
-        .bind(image_id)
-        .fetch_all(&self.pool)
-        .await?
+        .bind(user_id)
+        .fetch_optional(&self.pool);
+        let row: Option<(Option<StoredThumbnails>,)> =
+            self.bounded("reading a profile", query).await?;
+        Ok(row.map(|(thumbnails,)| {
+            let thumbnails = thumbnails.map(|t| thumbnail_urls(&t.0)).unwrap_or_default();
+            UserProfile {
+                user_id: user_id.to_owned(),
+                avatar_url: largest(&thumbnails),
+                thumbnails,
+            }
+        }))
+    }
+}
+
+/// The image's status from its row and its jobs' rows.
+fn status_of(image_id: Uuid, row: ImageRow, jobs: Vec<JobRow>) -> ImageStatus {
+    let jobs: BTreeMap<String, JobStatus> = jobs
         .into_iter()
         .map(|job| {
             let status = JobStatus {
@@ -126,41 +155,21 @@ impl PhotoStore {
             (job.kind, status)
         })
         .collect();
-        let thumbnails = row
-            .thumbnails
-            .map(|t| thumbnail_urls(&t.0))
-            .unwrap_or_default();
-        let state = image_state(row.moderation.as_deref(), !thumbnails.is_empty(), &jobs);
-        Ok(Some(ImageStatus {
-            image_id,
-            user_id: row.user_id,
-            state,
-            jobs,
-            original_url: public_url(&row.public_original_key),
-            thumbnails,
-            rejection_reason: row
-                .moderation_reason
-                .filter(|_| row.moderation.as_deref() == Some("rejected")),
-            created_at: row.created_at,
-        }))
-    }
-
-    /// What `GET /users/{id}` shows; `None` for a user who never uploaded.
-    pub async fn user_profile(&self, user_id: &str) -> Result<Option<UserProfile>, StoreError> {
-        let row: Option<(Option<StoredThumbnails>,)> = sqlx::query_as(
-            "SELECT i.thumbnails FROM users u LEFT JOIN images i ON i.id = u.avatar_image_id
-             WHERE u.id = $1",
-        )
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(thumbnails,)| {
-            let thumbnails = thumbnails.map(|t| thumbnail_urls(&t.0)).unwrap_or_default();
-            UserProfile {
-                user_id: user_id.to_owned(),
-                avatar_url: largest(&thumbnails),
-                thumbnails,
-            }
-        }))
+    let thumbnails = row
+        .thumbnails
+        .map(|t| thumbnail_urls(&t.0))
+        .unwrap_or_default();
+    let state = image_state(row.moderation.as_deref(), !thumbnails.is_empty(), &jobs);
+    ImageStatus {
+        image_id,
+        user_id: row.user_id,
+        state,
+        jobs,
+        original_url: public_url(&row.public_original_key),
+        thumbnails,
+        rejection_reason: row
+            .moderation_reason
+            .filter(|_| row.moderation.as_deref() == Some("rejected")),
+        created_at: row.created_at,
     }
 }

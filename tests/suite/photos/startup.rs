@@ -1,0 +1,250 @@
+//! Starting before the services one depends on: a worker whose PostgreSQL is not up yet
+//! waits for it (logging each failed attempt) instead of exiting, and the producer serves
+//! with RabbitMQ down, says so on `/readyz`, and takes uploads once the broker is back.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use shared::photos::PhotoSettings;
+use shared::{AmqpSettings, PublisherSettings};
+use support::{Broker, Postgres, wait_until};
+use testcontainers::core::{ContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use tokio::sync::oneshot;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use super::fixtures::{jpeg, photo};
+use super::relay::{Mode, Relay, port_of};
+use crate::helpers::PATIENCE;
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// A PostgreSQL server started now on host port `port`.
+async fn postgres_on(port: u16) -> ContainerAsync<GenericImage> {
+    let image = std::env::var("POSTGRES_IMAGE")
+        .unwrap_or_else(|_| support::postgres::DEFAULT_IMAGE.to_owned());
+    let (name, tag) = image.rsplit_once(':').unwrap_or((image.as_str(), "latest"));
+    GenericImage::new(name, tag)
+        .with_exposed_port(ContainerPort::Tcp(5432))
+        .with_wait_for(WaitFor::message_on_either_std(
+            "database system is ready to accept connections",
+        ))
+        .with_env_var("POSTGRES_PASSWORD", "postgres")
+        .with_label("jobs-tests", "postgres-late")
+        .with_mapped_port(port, ContainerPort::Tcp(5432))
+        .with_startup_timeout(Duration::from_secs(120))
+        .start()
+        .await
+        .unwrap()
+}
+
+/// The log lines written in this thread while capturing.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures until the returned guard is dropped.
+    #[must_use]
+    fn capture(&self) -> impl Sized {
+        let logs = self.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || logs.clone())
+            .with_ansi(false)
+            .finish()
+            .set_default()
+    }
+
+    fn lines_with(&self, text: &str) -> usize {
+        let logs = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        logs.lines().filter(|line| line.contains(text)).count()
+    }
+}
+
+fn photo_settings(database_url: String, dir: &std::path::Path) -> PhotoSettings {
+    PhotoSettings {
+        database_url,
+        database_max_connections: 2,
+        database_statement_timeout: Duration::from_secs(5),
+        storage_dir: dir.join("storage"),
+        max_image_pixels: 50_000_000,
+    }
+}
+
+fn pipeline_settings(database_url: String, dir: &std::path::Path) -> worker::PipelineSettings {
+    worker::PipelineSettings {
+        photos: photo_settings(database_url, dir),
+        thumbnail_sizes: vec![64],
+        cpu_threads: None,
+        blocklist_file: None,
+        blocklist_max_distance: 8,
+        smtp_url: None,
+        outbox_dir: dir.join("outbox"),
+        mail_from: "Photos <no-reply@photos.test>".into(),
+        user_email_domain: "users.test".into(),
+        public_base_url: "http://photos.test".into(),
+    }
+}
+
+/// A broker address nothing listens on: the handlers' publisher connects on first use, so
+/// none is needed to start.
+fn no_broker() -> AmqpSettings {
+    AmqpSettings::from_url("amqp://guest:guest@127.0.0.1:1/%2f").unwrap()
+}
+
+#[tokio::test]
+async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("late-db-{}", uuid::Uuid::new_v4().simple()));
+    let url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
+    let (settings, amqp) = (pipeline_settings(url, &dir), no_broker());
+    let logs = Logs::default();
+    let _capturing = logs.capture();
+
+    // The worker starts first; the database a moment later, as in a stack coming up.
+    let starting = tokio::time::timeout(
+        PATIENCE,
+        worker::pipeline(&settings, &amqp, PublisherSettings::default()),
+    );
+    let (started, _database) = tokio::join!(starting, postgres_on(port));
+
+    let pipeline = started.expect("the worker was still starting").unwrap();
+    pipeline.store.ping().await.unwrap();
+    let retries = logs.lines_with("PostgreSQL is not reachable yet");
+    assert!(retries >= 1, "no failed attempt was logged");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn a_worker_waiting_for_its_database_stops_at_once_when_told_to() {
+    let dir = std::env::temp_dir().join(format!("stop-wait-{}", uuid::Uuid::new_v4().simple()));
+    let url = format!(
+        "postgres://postgres:postgres@127.0.0.1:{}/none",
+        free_port()
+    );
+    let cli = worker::Cli {
+        kinds: Vec::new(),
+        amqp: no_broker(),
+        worker: shared::WorkerSettings::default(),
+        publishing: PublisherSettings::default(),
+        pipeline: pipeline_settings(url, &dir),
+    };
+    let logs = Logs::default();
+    let _capturing = logs.capture();
+    let (stop, stopped) = oneshot::channel::<()>();
+
+    let running = tokio::time::timeout(
+        PATIENCE,
+        worker::run(cli, async move {
+            let _ = stopped.await;
+        }),
+    );
+    let stopping = async {
+        let waiting = || async { logs.lines_with("PostgreSQL is not reachable yet") >= 2 };
+        wait_until(PATIENCE, "the worker to wait for its database", waiting)
+            .await
+            .unwrap();
+        stop.send(()).unwrap();
+        tokio::time::Instant::now()
+    };
+    let (result, asked) = tokio::join!(running, stopping);
+
+    result.expect("the worker did not stop").unwrap();
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(2), "stopping took {took:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+async fn status_and_error(request: reqwest::RequestBuilder) -> (u16, String) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// `producer serve` on `http_addr`.
+fn serve_cli(http_addr: SocketAddr, amqp: AmqpSettings, photos: PhotoSettings) -> producer::Cli {
+    let serve = producer::ServeSettings {
+        http_addr,
+        max_upload_bytes: 20 * 1024 * 1024,
+        body_read_timeout: Duration::from_secs(30),
+        shutdown_timeout: Duration::from_secs(5),
+        photos,
+    };
+    producer::Cli {
+        command: producer::Command::Serve(serve),
+        amqp,
+        // An upload gives up on the broker after this.
+        publishing: PublisherSettings {
+            publish_timeout: Duration::from_secs(2),
+            ..PublisherSettings::default()
+        },
+    }
+}
+
+#[tokio::test]
+async fn the_producer_serves_with_rabbitmq_down_and_takes_uploads_once_it_is_back() {
+    support::logs::capture();
+    let vhost = Broker::shared().vhost("late-broker").await.unwrap();
+    let relay = Relay::start(port_of(&vhost.amqp_url), Mode::Refuse).await;
+    let database_url = Postgres::shared().database("late_broker").await.unwrap();
+    let dir = std::env::temp_dir().join(format!("late-mq-{}", uuid::Uuid::new_v4().simple()));
+    let http_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let amqp = AmqpSettings::from_url(&relay.url_through(&vhost.amqp_url)).unwrap();
+    let cli = serve_cli(http_addr, amqp, photo_settings(database_url, &dir));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(producer::run(cli, async move {
+        let _ = stopped.await;
+    }));
+    let (http, base) = (reqwest::Client::new(), format!("http://{http_addr}"));
+    wait_until(PATIENCE, "the producer to serve", || async {
+        assert!(!running.is_finished(), "the producer exited");
+        http.get(format!("{base}/healthz")).send().await.is_ok()
+    })
+    .await
+    .unwrap();
+
+    let ready = http.get(format!("{base}/readyz"));
+    let (status, error) = status_and_error(ready).await;
+    assert_eq!((status, error.contains("RabbitMQ")), (503, true), "{error}");
+    let upload = || {
+        http.post(format!("{base}/users/lena/avatar"))
+            .header("content-type", "image/jpeg")
+            .body(jpeg(&photo(200, 200, 9)))
+    };
+    let (status, error) = status_and_error(upload()).await;
+    assert_eq!(status, 503, "{error}");
+
+    relay.set(Mode::Forward);
+    wait_until(PATIENCE, "the producer to be ready", || async {
+        let ready = http.get(format!("{base}/readyz")).send().await;
+        ready.is_ok_and(|r| r.status() == 200)
+    })
+    .await
+    .unwrap();
+    let (status, error) = status_and_error(upload()).await;
+    assert_eq!(status, 202, "{error}");
+
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
