@@ -9,3 +9,4 @@ mod records;
 mod relay;
 mod startup;
 mod store_bounds;
+mod withdrawn;

@@ -11,7 +11,9 @@ use super::Pipeline;
 use crate::mailer::{confirmation_message_id, mailbox};
 
 pub async fn handle(pipeline: Arc<Pipeline>, job: EmailJob) -> JobResult {
-    let facts = pipeline.facts(job.image_id).await?;
+    let Some(facts) = pipeline.facts(job.image_id).await? else {
+        return Ok(());
+    };
     let recipient = format!("{}@{}", facts.user_id, pipeline.user_email_domain);
     let to = mailbox(&recipient).map_err(JobError::permanent)?;
     let status_url = format!(

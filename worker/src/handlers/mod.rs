@@ -49,13 +49,29 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// The image a job is about; gone (deleted, or never recorded) is permanent.
-    async fn facts(&self, image_id: Uuid) -> Result<ImageFacts, JobError> {
-        self.store
+    /// The image a job is about; `None` for an upload withdrawn after some of its jobs were
+    /// queued (nothing to do), and an error for one never recorded (a bad job).
+    async fn facts(&self, image_id: Uuid) -> Result<Option<ImageFacts>, JobError> {
+        let facts = self
+            .store
             .image_facts(image_id)
             .await
-            .or_retry("reading the image")?
-            .ok_or_else(|| JobError::permanent(format!("image {image_id} does not exist")))
+            .or_retry("reading the image")?;
+        if facts.is_some() {
+            return Ok(facts);
+        }
+        let withdrawn = self
+            .store
+            .is_withdrawn(image_id)
+            .await
+            .or_retry("reading the withdrawal")?;
+        if withdrawn {
+            tracing::info!(%image_id, "the upload was withdrawn; nothing to do");
+            return Ok(None);
+        }
+        Err(JobError::permanent(format!(
+            "image {image_id} does not exist"
+        )))
     }
 
     /// The original upload's bytes.

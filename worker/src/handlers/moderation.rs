@@ -9,7 +9,9 @@ use shared::{JobError, JobResult, ResultExt};
 use super::Pipeline;
 
 pub async fn handle(pipeline: Arc<Pipeline>, job: ModerationJob) -> JobResult {
-    let facts = pipeline.facts(job.image_id).await?;
+    let Some(facts) = pipeline.facts(job.image_id).await? else {
+        return Ok(());
+    };
     let original = pipeline.original(&facts).await?;
     let checker = Arc::clone(&pipeline);
     let verdict = pipeline

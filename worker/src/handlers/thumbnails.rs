@@ -12,7 +12,9 @@ use shared::{JobError, JobResult, ResultExt};
 use super::Pipeline;
 
 pub async fn handle(pipeline: Arc<Pipeline>, job: ThumbnailJob) -> JobResult {
-    let facts = pipeline.facts(job.image_id).await?;
+    let Some(facts) = pipeline.facts(job.image_id).await? else {
+        return Ok(());
+    };
     let original = pipeline.original(&facts).await?;
     let sizes = pipeline.thumbnail_sizes.clone();
     let limits = pipeline.limits;

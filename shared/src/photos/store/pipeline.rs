@@ -73,6 +73,16 @@ impl PhotoStore {
         self.bounded("reading an image", query).await
     }
 
+    /// Whether the upload was withdrawn after some of its jobs were queued.
+    pub async fn is_withdrawn(&self, image_id: Uuid) -> Result<bool, StoreError> {
+        let query = sqlx::query_scalar::<_, bool>(
+            "SELECT EXISTS (SELECT 1 FROM withdrawn_uploads WHERE image_id = $1)",
+        )
+        .bind(image_id)
+        .fetch_one(&self.pool);
+        self.bounded("reading a withdrawal", query).await
+    }
+
     /// Records the thumbnails' storage keys by size.
     pub async fn save_thumbnails(
         &self,

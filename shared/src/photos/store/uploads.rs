@@ -88,11 +88,17 @@ impl PhotoStore {
         self.bounded("recording an upload", insert).await.map(drop)
     }
 
-    /// Removes an upload whose jobs could not be published (the client is told to retry).
+    /// Withdraws an upload whose jobs could not all be published (the client is told to
+    /// retry): the image is removed, and jobs already queued for it find it withdrawn.
     pub async fn forget_upload(&self, image_id: Uuid) -> Result<(), StoreError> {
-        let delete = sqlx::query("DELETE FROM images WHERE id = $1")
-            .bind(image_id)
-            .execute(&self.pool);
+        // One statement: the image goes, and its tombstone tells the jobs already queued for
+        // it that there is nothing to do.
+        let delete = sqlx::query(
+            "WITH gone AS (DELETE FROM images WHERE id = $1)
+             INSERT INTO withdrawn_uploads (image_id) VALUES ($1) ON CONFLICT DO NOTHING",
+        )
+        .bind(image_id)
+        .execute(&self.pool);
         self.bounded("forgetting an upload", delete).await.map(drop)
     }
 
