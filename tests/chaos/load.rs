@@ -141,43 +141,55 @@ impl Pace {
     fn over(&self, sent: u64, target: u32) -> bool {
         sent >= u64::from(target) && self.schedule_done.load(Ordering::SeqCst)
     }
+
+    /// How many of `target` are due `started.elapsed()` into the planned length.
+    fn due(&self, target: u32, started: Instant) -> u64 {
+        let share = started.elapsed().as_secs_f64() / self.length.as_secs_f64().max(1.0);
+        (f64::from(target) * share) as u64
+    }
 }
 
-/// Sends uploads at the pace until the schedule is over and the count reached.
+/// Sends uploads at the pace (catching up after a fault held them back, at most
+/// `UPLOADS_IN_FLIGHT` at once) until the schedule is over and the count reached.
 pub async fn drive_uploads(uploader: Uploader, pace: Pace) {
-    let period = pace.length.div_f64(f64::from(pace.uploads.max(1)));
-    let mut tick = tokio::time::interval(period);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let slots = Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT));
     let mut running = JoinSet::new();
     let mut seed: u32 = 0;
     while !pace.over(u64::from(seed), pace.uploads) {
         tick.tick().await;
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            break;
-        };
-        let uploader = uploader.clone();
-        running.spawn(async move {
-            uploader.upload(seed).await;
-            drop(slot);
-        });
-        seed += 1;
+        let due = pace.due(pace.uploads, started);
+        while u64::from(seed) < due {
+            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                break;
+            };
+            let uploader = uploader.clone();
+            running.spawn(async move {
+                uploader.upload(seed).await;
+                drop(slot);
+            });
+            seed += 1;
+        }
     }
     while running.join_next().await.is_some() {}
 }
 
-/// Publishes effect jobs in small batches at the pace until the schedule is over and the
-/// count reached.
+/// Publishes effect jobs in small batches, as many as are due at the pace (batches held up
+/// by a fault are made up for), until the schedule is over and the count reached.
 pub async fn drive_effects(publisher: Publisher, books: Arc<Books>, pace: Pace) {
-    let period = Duration::from_millis(250);
-    let ticks = (pace.length.as_secs_f64() / period.as_secs_f64()).max(1.0);
-    let per_tick = (f64::from(pace.effects) / ticks).ceil().max(1.0) as u64;
-    let mut tick = tokio::time::interval(period);
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut sent = 0;
     while !pace.over(sent, pace.effects) {
         tick.tick().await;
-        publish_effects(&publisher, &books, per_tick).await;
-        sent += per_tick;
+        let n = pace
+            .due(pace.effects, started)
+            .saturating_sub(sent)
+            .clamp(1, 500);
+        publish_effects(&publisher, &books, n).await;
+        sent += n;
     }
 }
