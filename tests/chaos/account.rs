@@ -298,6 +298,18 @@ fn upload_answers(books: &Books, acc: &mut Accounts) {
         .filter(|a| a.latency.as_secs_f64() > 10.0)
         .count();
     let unclear = refused.iter().filter(|a| !a.json_error).count();
+    let accepted: Vec<_> = books
+        .answers()
+        .into_iter()
+        .filter(|a| a.status == 202)
+        .collect();
+    let slowest_accepted = accepted.iter().map(|a| a.latency).max().unwrap_or_default();
+    acc.row(
+        "slowest upload answered 202",
+        format!("{:.1} s", slowest_accepted.as_secs_f64()),
+        "any",
+        true,
+    );
     acc.row(
         "uploads refused (503), retried by the client",
         format!(
