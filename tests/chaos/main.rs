@@ -12,6 +12,7 @@
 mod account;
 mod alarms;
 mod books;
+mod broker_view;
 mod dlq;
 mod faults;
 mod load;

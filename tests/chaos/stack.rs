@@ -128,7 +128,7 @@ impl Stack {
         self.broker.management()
     }
 
-    /// Waits until every worker's consumer connection is open.
+    /// Waits until every worker's consumer connection is open, as the broker itself sees.
     pub async fn wait_for_consumers(&self, patience: Duration) -> anyhow::Result<()> {
         let wanted: Vec<String> = self
             .workers
@@ -137,8 +137,7 @@ impl Stack {
             .map(|n| format!("{n} consumer"))
             .collect();
         wait_until(patience, "every worker's consumer connection", || async {
-            self.management()
-                .client_connection_names()
+            crate::broker_view::connection_names(self)
                 .await
                 .is_ok_and(|open| wanted.iter().all(|w| open.contains(w)))
         })

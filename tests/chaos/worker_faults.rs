@@ -10,6 +10,7 @@ use chrono::{DateTime, Utc};
 use support::wait_until;
 use tokio::time::Instant;
 
+use crate::broker_view;
 use crate::faults::{Injected, Injector};
 use crate::load::publish_effects;
 use crate::records;
@@ -33,13 +34,16 @@ impl Injector<'_> {
             )
             .await;
             let held = wait_until(Duration::from_secs(10), "unacked jobs", || async {
-                let unacked = self
-                    .stack
-                    .management()
-                    .unacked_of_client(&connection)
-                    .await
+                // The statistics are quick but may miss a fresh connection; the broker's own
+                // view is slow but complete.
+                let (statistics, broker) = tokio::join!(
+                    self.stack.management().unacked_of_client(&connection),
+                    broker_view::unacked_of(self.stack, &connection),
+                );
+                let unacked = statistics
                     .ok()
                     .flatten()
+                    .max(broker.ok().flatten())
                     .unwrap_or(0);
                 *seen
                     .lock()
@@ -132,9 +136,7 @@ impl Injector<'_> {
             Duration::from_secs(60),
             &format!("the broker to drop {connection}"),
             || async {
-                self.stack
-                    .management()
-                    .client_connection_names()
+                broker_view::connection_names(self.stack)
                     .await
                     .is_ok_and(|open| !open.contains(&connection))
             },

@@ -256,16 +256,6 @@ impl Management {
         self.get_json(&format!("queues/{}", encode(vhost))).await
     }
 
-    /// The names clients gave their open connections (`connection_name`), one per connection.
-    pub async fn client_connection_names(&self) -> Result<Vec<String>, String> {
-        let connections: Vec<ConnectionEntry> = self.get_json("connections").await?;
-        Ok(connections
-            .iter()
-            .filter_map(|c| c.client_properties["connection_name"].as_str())
-            .map(str::to_owned)
-            .collect())
-    }
-
     /// Deliveries not yet acked on the channels of the connection(s) a client named
     /// `client_name`; `None` when no such connection is open.
     pub async fn unacked_of_client(&self, client_name: &str) -> Result<Option<u64>, String> {
