@@ -20,12 +20,12 @@ use crate::stack::CONCURRENCY;
 const BURSTS: usize = 3;
 
 impl Injector<'_> {
-    /// Publishes bursts of effect jobs until worker `n` holds more unacked deliveries than it
-    /// runs at once, so some are prefetched and not started (as the management API shows
-    /// them); returns how many it held.
-    async fn hold_unacked(&self, n: usize) -> anyhow::Result<u64> {
+    /// Publishes bursts of effect jobs until worker `n` holds more than `over` unacked
+    /// deliveries (by the statistics or the broker's own view); returns how many it held.
+    async fn hold_unacked(&self, n: usize, over: u64) -> anyhow::Result<u64> {
         let connection = format!("{} consumer", self.stack.workers.name(n));
-        let seen = Mutex::new(0);
+        // (the last count seen, the largest)
+        let seen = Mutex::new((0, 0));
         for _ in 0..BURSTS {
             publish_effects(
                 &self.stack.publisher,
@@ -45,24 +45,26 @@ impl Injector<'_> {
                     .flatten()
                     .max(broker.ok().flatten())
                     .unwrap_or(0);
-                *seen
+                let mut seen = seen
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = unacked;
-                unacked > CONCURRENCY
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                *seen = (unacked, seen.1.max(unacked));
+                unacked > over
             })
             .await;
             if held.is_ok() {
-                return Ok(seen.into_inner().unwrap_or_default());
+                return Ok(seen.into_inner().unwrap_or_default().0);
             }
         }
+        let most = seen.into_inner().unwrap_or_default().1;
         Err(anyhow!(
-            "{connection} never showed over {CONCURRENCY} unacked jobs after {BURSTS} bursts (last seen: {})",
-            seen.into_inner().unwrap_or_default()
+            "{connection} never showed over {over} unacked jobs after {BURSTS} bursts (at most {most})"
         ))
     }
 
+    /// SIGKILL while the worker holds more jobs than it runs: some prefetched, not started.
     pub(crate) async fn kill(&self, n: usize) -> anyhow::Result<Injected> {
-        let unacked = self.hold_unacked(n).await?;
+        let unacked = self.hold_unacked(n, CONCURRENCY).await?;
         self.stack.workers.signal(n, "KILL")?;
         let mut injected = Injected::now(format!(
             "{} killed holding {unacked} unacked",
@@ -74,7 +76,7 @@ impl Injector<'_> {
 
     pub(crate) async fn freeze(&self, n: usize) -> anyhow::Result<Injected> {
         let name = self.stack.workers.name(n).to_owned();
-        let unacked = self.hold_unacked(n).await?;
+        let unacked = self.hold_unacked(n, 0).await?;
         self.stack.workers.signal(n, "STOP")?;
         let (frozen, frozen_utc) = (Instant::now(), Utc::now());
         let before = records::handled_count(&self.stack.pool).await.unwrap_or(0);
