@@ -202,3 +202,60 @@ fn remove_shared_broker() {
             .output();
     }
 }
+
+impl Broker {
+    /// A broker for this process alone whose AMQP and management ports are published on the
+    /// fixed host ports given, so that clients find it again after `docker restart`; removed
+    /// when dropped.
+    pub async fn dedicated_on_ports(
+        amqp_port: u16,
+        management_port: u16,
+    ) -> Result<Broker, String> {
+        let (name, tag) = image();
+        let container = GenericImage::new(name.clone(), tag.clone())
+            .with_exposed_port(ContainerPort::Tcp(5672))
+            .with_exposed_port(ContainerPort::Tcp(15672))
+            .with_wait_for(WaitFor::message_on_either_std("Server startup complete"))
+            .with_mapped_port(amqp_port, ContainerPort::Tcp(5672))
+            .with_mapped_port(management_port, ContainerPort::Tcp(15672))
+            .with_copy_to(
+                "/etc/rabbitmq/conf.d/90-tests.conf",
+                TEST_CONFIG.as_bytes().to_vec(),
+            )
+            .with_label("jobs-tests", "rabbitmq")
+            .with_startup_timeout(Duration::from_secs(120))
+            .start()
+            .await
+            .map_err(|e| {
+                format!("starting {name}:{tag} on ports {amqp_port}, {management_port}: {e}")
+            })?;
+        let mut broker = Broker::from_container(&container).await?;
+        broker._container = Some(container);
+        Ok(broker)
+    }
+
+    /// The container's id, for `docker` commands.
+    #[must_use]
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    /// `docker restart`s the container (the broker stops as on SIGTERM, then boots again) and
+    /// waits until the management API answers again.
+    pub async fn restart(&self) -> Result<(), String> {
+        let restart = tokio::process::Command::new("docker")
+            .args(["restart", &self.container_id])
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(120), restart)
+            .await
+            .map_err(|_| "docker restart took over 120 s".to_owned())?
+            .map_err(|e| format!("docker restart: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "docker restart: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+        self.management.wait_until_up().await
+    }
+}

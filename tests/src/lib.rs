@@ -1,7 +1,9 @@
 //! Real infrastructure for the integration tests and benchmarks: RabbitMQ from
-//! testcontainers, its management API, PostgreSQL, and condition waits.
+//! testcontainers, its management API, PostgreSQL, condition waits, and the chaos run's
+//! test kinds.
 
 pub mod broker;
+pub mod chaos;
 pub mod images;
 pub mod logs;
 pub mod management;

@@ -207,3 +207,92 @@ impl Management {
         .await
     }
 }
+
+/// A queue's name and counters, from the list of a vhost's queues.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+pub struct QueueInfo {
+    /// The queue's name.
+    pub name: String,
+    /// Ready plus unacked.
+    #[serde(default)]
+    pub messages: u64,
+    /// Waiting to be delivered.
+    #[serde(default)]
+    pub messages_ready: u64,
+    /// Delivered, not yet acked.
+    #[serde(default)]
+    pub messages_unacknowledged: u64,
+}
+
+/// The broker node's resource alarms.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+pub struct Alarms {
+    /// The memory high watermark is exceeded.
+    #[serde(default)]
+    pub mem_alarm: bool,
+    /// Free disk space is below the limit.
+    #[serde(default)]
+    pub disk_free_alarm: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct ConnectionEntry {
+    name: String,
+    #[serde(default)]
+    client_properties: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChannelEntry {
+    #[serde(default)]
+    connection_details: Option<Named>,
+    #[serde(default)]
+    messages_unacknowledged: u64,
+}
+
+impl Management {
+    /// Every queue of `vhost` with its counters.
+    pub async fn queues(&self, vhost: &str) -> Result<Vec<QueueInfo>, String> {
+        self.get_json(&format!("queues/{}", encode(vhost))).await
+    }
+
+    /// Deliveries not yet acked on the channels of the connection(s) a client named
+    /// `client_name`; `None` when no such connection is open.
+    pub async fn unacked_of_client(&self, client_name: &str) -> Result<Option<u64>, String> {
+        let connections: Vec<ConnectionEntry> = self.get_json("connections").await?;
+        let names: Vec<&str> = connections
+            .iter()
+            .filter(|c| c.client_properties["connection_name"].as_str() == Some(client_name))
+            .map(|c| c.name.as_str())
+            .collect();
+        if names.is_empty() {
+            return Ok(None);
+        }
+        let channels: Vec<ChannelEntry> = self.get_json("channels").await?;
+        Ok(Some(
+            channels
+                .iter()
+                .filter(|c| {
+                    c.connection_details
+                        .as_ref()
+                        .is_some_and(|d| names.contains(&d.name.as_str()))
+                })
+                .map(|c| c.messages_unacknowledged)
+                .sum(),
+        ))
+    }
+
+    /// The first node's resource alarms.
+    pub async fn alarms(&self) -> Result<Alarms, String> {
+        let nodes: Vec<Alarms> = self.get_json("nodes").await?;
+        nodes
+            .into_iter()
+            .next()
+            .ok_or_else(|| "the broker lists no node".to_owned())
+    }
+
+    /// The overview document (versions, totals, message rates).
+    pub async fn overview(&self) -> Result<serde_json::Value, String> {
+        self.get_json("overview").await
+    }
+}
