@@ -115,10 +115,16 @@ impl Lanes {
             return Ok(lane.clone());
         }
         // Keep a live connection whose channel alone was closed; otherwise let it go back to
-        // the pool, whose recycle check discards it.
-        let connection = match slot.take() {
-            Some(old) if old.connection.status().connected() => old.connection,
-            _ => Arc::new(
+        // the pool, whose recycle check discards it. It must be dropped before asking the pool
+        // for another: held across the wait, it keeps the pool full, and the wait ends only at
+        // the pool's timeout (a 5 s stall after every lost connection).
+        let reusable = slot
+            .take()
+            .map(|old| old.connection)
+            .filter(|connection| connection.status().connected());
+        let connection = match reusable {
+            Some(connection) => connection,
+            None => Arc::new(
                 self.pool
                     .get()
                     .await

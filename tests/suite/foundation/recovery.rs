@@ -194,3 +194,39 @@ async fn a_consumer_cancelled_by_the_broker_subscribes_again() {
 
     recorder.wait_for_calls(1).await;
 }
+
+#[tokio::test]
+async fn a_publish_right_after_the_broker_closed_every_connection_goes_through_at_once() {
+    let app = spawn_app("publish-after-close").await;
+    // Both lanes of the publisher are built and hold a pooled connection each.
+    for n in 0..4 {
+        app.publisher.publish(&Echo { n }).await.unwrap();
+    }
+    let broker = Broker::shared();
+    let vhost = app.vhost.name.as_str();
+    broker
+        .rabbitmqctl(&["close_all_connections", "-p", vhost, "test fault injection"])
+        .await
+        .unwrap();
+    wait_until(
+        PATIENCE,
+        "the publisher's connections to be gone",
+        || async {
+            broker
+                .rabbitmqctl(&["list_connections", "-q", "-p", vhost, "name"])
+                .await
+                .is_ok_and(|listed| listed.trim().is_empty())
+        },
+    )
+    .await
+    .unwrap();
+
+    let started = tokio::time::Instant::now();
+    for n in 4..8 {
+        app.publisher.publish(&Echo { n }).await.unwrap();
+    }
+    let took = started.elapsed();
+    // A dead connection held while waiting for a pooled one kept the pool full until its
+    // 5 s wait timeout.
+    assert!(took < Duration::from_secs(3), "publishing took {took:?}");
+}
