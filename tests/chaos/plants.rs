@@ -63,8 +63,7 @@ impl Plant {
     pub fn expected_reasons(self) -> &'static [&'static str] {
         match self {
             Self::Panic => &["panicked"],
-            // "lost its worker" once the runtime counts crashes; "delivered N times" before.
-            Self::Abort => &["lost its worker", "delivered"],
+            Self::Abort => &["lost its worker"],
             Self::MalformedJson => &["malformed job"],
             Self::UnknownKind => &["unknown kind"],
             Self::UnsupportedVersion => &["unsupported version"],

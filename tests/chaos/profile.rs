@@ -15,7 +15,7 @@ pub struct Profile {
     /// `chaos_effect` jobs published at a steady pace over the load phase.
     pub steady_effects: u32,
     /// `chaos_effect` jobs published at once before a SIGKILL or SIGSTOP, so that the victim
-    /// holds unacked and prefetched jobs.
+    /// holds a full prefetch of jobs.
     pub burst: u32,
     /// Broker restarts.
     pub restarts: usize,

@@ -15,8 +15,7 @@ use crate::procs::{self, Spec};
 use crate::profile::Profile;
 use crate::workers::Workers;
 
-/// Jobs a worker runs at once (`WORKER_CONCURRENCY`); its prefetch (20 per kind) is larger,
-/// so a busy worker also holds jobs it has not started.
+/// Jobs of each kind a worker runs at once (`WORKER_CONCURRENCY`), and so its prefetch.
 pub const CONCURRENCY: u64 = 4;
 
 /// Where the sibling binaries and the run's logs are.

@@ -1,4 +1,4 @@
-//! Faults that hit one worker process: SIGKILL while it holds unacked and prefetched jobs,
+//! Faults that hit one worker process: SIGKILL while it holds a full prefetch of jobs,
 //! and SIGSTOP past the heartbeat timeout (the broker drops it and hands its jobs to the
 //! others), then SIGCONT (it reconnects and works again).
 
@@ -62,9 +62,10 @@ impl Injector<'_> {
         ))
     }
 
-    /// SIGKILL while the worker holds more jobs than it runs: some prefetched, not started.
+    /// SIGKILL while the worker holds several jobs: the runtime's prefetch is its concurrency,
+    /// so every job it holds is running (what it prefetched), and all come back to the others.
     pub(crate) async fn kill(&self, n: usize) -> anyhow::Result<Injected> {
-        let unacked = self.hold_unacked(n, CONCURRENCY).await?;
+        let unacked = self.hold_unacked(n, CONCURRENCY / 2).await?;
         self.stack.workers.signal(n, "KILL")?;
         let mut injected = Injected::now(format!(
             "{} killed holding {unacked} unacked",

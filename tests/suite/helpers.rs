@@ -44,6 +44,7 @@ pub struct Call {
     pub attempt: u32,
     pub at: Instant,
     pub worker: usize,
+    pub redelivered: bool,
 }
 
 /// Handler calls, shared between the test and its workers.
@@ -60,6 +61,7 @@ impl Recorder {
             attempt: ctx.attempt,
             at: Instant::now(),
             worker,
+            redelivered: ctx.redelivered,
         };
         self.calls.lock().unwrap().push(call);
     }

@@ -156,13 +156,12 @@ impl Dispatcher {
             let reason = format!("malformed job: the body is not a valid envelope: {e}");
             (dead_letter(prior, reason), None)
         })?;
-        self.ready(
-            received.kind,
-            envelope,
-            prior,
-            received.delivery.redelivered,
-        )
-        .map_err(|reason| (dead_letter(prior, reason), id))
+        // A requeued orphan is a fresh message, but the job was delivered before.
+        let headers = received.delivery.properties.headers().as_ref();
+        let redelivered =
+            received.delivery.redelivered || header_u32(headers, JOB_ORPHANED).is_some();
+        self.ready(received.kind, envelope, prior, redelivered)
+            .map_err(|reason| (dead_letter(prior, reason), id))
     }
 
     /// For a delivery a lost worker returned: requeue it, quarantine it, or (lost while it ran

@@ -67,7 +67,7 @@ pub struct JobContext {
     pub created_at: DateTime<Utc>,
     /// The envelope's schema version.
     pub version: u32,
-    /// The broker delivered this message before (a worker died or lost its connection).
+    /// The job was delivered before (a worker died or lost its connection while it held it).
     pub redelivered: bool,
 }
 

@@ -52,7 +52,7 @@ async fn effect(pool: PgPool, worker: Arc<str>, job: ChaosEffect, ctx: JobContex
     chaos::record_run(&pool, ChaosEffect::KIND, job.seq, &worker, &ctx)
         .await
         .map_err(|e| JobError::retry(format!("recording the run: {e}")))?;
-    tokio::time::sleep(Duration::from_millis(fastrand::u64(0..=20))).await;
+    tokio::time::sleep(Duration::from_millis(fastrand::u64(10..=60))).await;
     chaos::apply_effect(&pool, ctx.id, job.seq, &worker)
         .await
         .map_err(|e| JobError::retry(format!("applying the effect: {e}")))?;

@@ -29,6 +29,7 @@ async fn a_job_held_by_a_worker_that_dies_mid_job_is_handled_by_another() {
 
     let calls = recorder.wait_for_calls(2).await;
     assert_eq!((calls[1].id, calls[1].worker), (id, 1));
+    assert!(!calls[0].redelivered && calls[1].redelivered, "{calls:?}");
     app.wait_until_settled(&work_queue(Echo::KIND)).await;
 }
 
