@@ -22,7 +22,7 @@ pub fn parse_args<T: Parser>() -> T {
     }
 }
 
-/// "the value came from WORKER_PREFETCH", when the failing flag has an environment variable.
+/// "the value came from WORKER_CONCURRENCY", when the failing flag has an environment variable.
 fn env_note<T: CommandFactory>(error: &clap::Error) -> Option<String> {
     if !matches!(
         error.kind(),
