@@ -6,6 +6,9 @@
 #![allow(clippy::print_stdout, clippy::expect_used, clippy::unwrap_used)]
 
 mod celery;
+mod consume;
+mod containers;
+mod cpu;
 mod latency;
 mod memory;
 mod processes;
@@ -75,34 +78,34 @@ fn wanted(section: &str) -> bool {
     std::env::var("BENCH_ONLY").map_or(true, |only| only.split(',').any(|s| s.trim() == section))
 }
 
-/// Publish and consume against raw lapin, then latency at half the end-to-end capacity.
+/// Publish and consume against raw lapin, then the latency curve against the end-to-end
+/// capacity.
 async fn throughput_section(bench: &throughput::Bench, quick: bool) -> Section {
     let mut section = Section::new("Throughput: the library against raw lapin");
     let (count, rounds) = if quick { (5_000, 2) } else { (40_000, 9) };
     throughput::run(bench, count, rounds, &mut section).await;
     eprintln!("==> latency");
-    let rate = latency::sustained(bench, count * 5, &mut section).await / 2.0;
+    let capacity = latency::capacity(bench, count * 2, &mut section).await;
     let duration = Duration::from_secs(if quick { 3 } else { 10 });
-    latency::at_rate(
-        bench,
-        rate,
-        duration,
-        "half the end-to-end capacity",
-        &mut section,
-    )
-    .await;
-    // The same at a web app's everyday pace, where the broker is far from saturated.
+    for share in [25, 50, 75, 90] {
+        let label = format!("{share} % of capacity");
+        let rate = capacity * f64::from(share) / 100.0;
+        latency::at_rate(bench, rate, duration, &label, &mut section).await;
+    }
+    // A web app's everyday pace, where the broker is far from saturated.
     latency::at_rate(bench, 500.0, duration, "everyday load", &mut section).await;
     section
 }
 
-/// The seed's spike: at its rate and as fast as the client can, with 1 and with 3 workers.
+/// The seed's spike with small photos, at its rate and flat out, with 1 and with 3 workers;
+/// then phone-size photos flat out and at half the rate reached flat out.
 async fn spike_section(broker: &Broker, quick: bool) -> Section {
     let bin = processes::build_binaries();
-    let images: Vec<Vec<u8>> = (0..20)
+    let small: Vec<Vec<u8>> = (0..20)
         .map(|seed| support::images::jpeg_photo(640, 480, seed).expect("test photo"))
         .collect();
-    let mut section = Section::new("The spike: uploads through the HTTP API (640×480 JPEGs)");
+    let mut section =
+        Section::new("The spike: uploads through the HTTP API, as compose.yaml ships the app");
     let (uploads, rate) = if quick {
         (500, 100.0)
     } else {
@@ -113,17 +116,44 @@ async fn spike_section(broker: &Broker, quick: bool) -> Section {
             workers,
             uploads,
             pace: spike::Pace::Rate(rate),
+            target: true,
         };
-        let label = format!("{uploads} at {rate:.0}/s, {workers} worker(s)");
-        spike::run(&bin, broker, &images, paced, &label, &mut section).await;
+        let label = format!("640×480: {uploads} at {rate:.0}/s, {workers} worker(s)");
+        spike::run(&bin, broker, &small, paced, &label, &mut section).await;
         let flood = spike::Scenario {
             workers,
             uploads,
             pace: spike::Pace::Flood(32),
+            target: false,
         };
-        let label = format!("{uploads} flat out, {workers} worker(s)");
-        spike::run(&bin, broker, &images, flood, &label, &mut section).await;
+        let label = format!("640×480: {uploads} flat out (32 in flight), {workers} worker(s)");
+        spike::run(&bin, broker, &small, flood, &label, &mut section).await;
     }
+    let phone: Vec<Vec<u8>> = (0..5)
+        .map(|seed| support::images::phone_photo(4000, 3000, seed).expect("phone photo"))
+        .collect();
+    let size = phone.iter().map(Vec::len).sum::<usize>() as f64 / phone.len() as f64 / 1e6;
+    let (uploads, workers) = (if quick { 40 } else { 300 }, 3);
+    let flood = spike::Scenario {
+        workers,
+        uploads,
+        pace: spike::Pace::Flood(8),
+        target: false,
+    };
+    let label =
+        format!("12 MP ({size:.1} MB): {uploads} flat out (8 in flight), {workers} workers");
+    let reached = spike::run(&bin, broker, &phone, flood, &label, &mut section).await;
+    let rate = reached / 2.0;
+    let uploads = ((rate * if quick { 10.0 } else { 60.0 }) as usize).max(10);
+    let paced = spike::Scenario {
+        workers,
+        uploads,
+        pace: spike::Pace::Rate(rate),
+        target: true,
+    };
+    let label =
+        format!("12 MP: {uploads} at {rate:.1}/s (half the flat-out rate), {workers} workers");
+    spike::run(&bin, broker, &phone, paced, &label, &mut section).await;
     section
 }
 
@@ -166,10 +196,13 @@ async fn preamble(broker: &Broker, quick: bool) -> String {
          - machine: {cpu}, {cores} cores (shared by broker, clients and workers)\n\
          - RabbitMQ {rabbitmq} (`{image}:{tag}`, single node, in Docker)\n\
          - {rustc}, release profile\n\
-         - spike: worker processes run as background work (own session at autogroup nice 19, \
-         nice 10); the app's image files on `/dev/shm`, off PostgreSQL's disk\n\
+         - spike: producer and workers in containers with compose.yaml's settings (workers at \
+         `cpu_shares` {}, `RUST_LOG={}`, files on a Docker volume on disk), the host's release \
+         binaries mounted into `debian:bookworm-slim`\n\
          - date: {}\n",
         if quick { " (quick mode)" } else { "" },
+        containers::WORKER_CPU_SHARES,
+        containers::LOG_LEVEL,
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
     )
 }

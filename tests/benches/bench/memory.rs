@@ -1,5 +1,5 @@
 //! Peak memory of one worker process draining a backlog: bounded by the prefetch, not by
-//! the backlog, so 1,000 and 100,000 waiting jobs cost about the same.
+//! the backlog, so 1,000 and 100,000 waiting jobs cost about the same at each prefetch.
 
 use std::time::{Duration, Instant};
 
@@ -12,14 +12,20 @@ use crate::processes::Process;
 use crate::report::{Section, per_second};
 use crate::throughput::{Bench, NoopJob, PREFETCH, worker_settings};
 
-/// The child-process mode of the benchmark: a worker with a no-op handler, until SIGTERM.
+/// The child-process mode of the benchmark: a worker with a no-op handler, until SIGTERM;
+/// `BENCH_PREFETCH` sets its concurrency, and so its prefetch (default [`PREFETCH`]).
 pub async fn noop_worker() {
     let url = std::env::var("AMQP_URL").expect("AMQP_URL");
     let amqp = shared::AmqpSettings::from_url(&url).expect("AMQP_URL");
+    let prefetch =
+        std::env::var("BENCH_PREFETCH").map_or(PREFETCH, |p| p.parse().expect("BENCH_PREFETCH"));
     let registry = Registry::new().register(|_: NoopJob, _: shared::JobContext| async { Ok(()) });
     let worker = Worker::new(
         amqp,
-        worker_settings("noop-child"),
+        shared::WorkerSettings {
+            concurrency: prefetch,
+            ..worker_settings("noop-child")
+        },
         Default::default(),
         registry,
     )
@@ -60,8 +66,9 @@ pub async fn wait_drained(url: &str, queue: &str, limit: Duration) {
     let _ = connection.close(200, "drained".into()).await;
 }
 
-/// Queues `count` jobs and drains them with a child worker; returns (jobs/s, peak RSS MiB).
-async fn drain(bench: &Bench, count: usize) -> (f64, f64) {
+/// Queues `count` jobs and drains them with a child worker at `prefetch`; returns (jobs/s,
+/// peak RSS MiB).
+async fn drain(bench: &Bench, count: usize, prefetch: u16) -> (f64, f64) {
     bench.purge().await;
     let jobs = vec![NoopJob::new(); 10_000];
     let mut left = count;
@@ -74,19 +81,28 @@ async fn drain(bench: &Bench, count: usize) -> (f64, f64) {
             .expect("backlog");
         left -= now;
     }
-    drain_with_noop_worker(bench, count).await
+    drain_with_noop_worker_at(bench, count, prefetch).await
 }
 
 /// Starts a no-op worker process on the queued jobs and times it until the queue is drained
 /// (process start-up included); returns (jobs/s, the worker's peak RSS in MiB).
 pub async fn drain_with_noop_worker(bench: &Bench, count: usize) -> (f64, f64) {
+    drain_with_noop_worker_at(bench, count, PREFETCH).await
+}
+
+/// [`drain_with_noop_worker`] at `prefetch` (the worker's concurrency).
+async fn drain_with_noop_worker_at(bench: &Bench, count: usize, prefetch: u16) -> (f64, f64) {
     let queue = work_queue(<NoopJob as shared::Job>::KIND);
     let exe = std::env::current_exe().expect("bench binary");
     let started = Instant::now();
     let child = Process::spawn(
         exe,
         &["noop-worker"],
-        &[("AMQP_URL", bench.url.clone()), ("RUST_LOG", "warn".into())],
+        &[
+            ("AMQP_URL", bench.url.clone()),
+            ("RUST_LOG", "warn".into()),
+            ("BENCH_PREFETCH", prefetch.to_string()),
+        ],
     );
     wait_drained(&bench.url, &queue, Duration::from_secs(900)).await;
     let rate = count as f64 / started.elapsed().as_secs_f64();
@@ -95,29 +111,27 @@ pub async fn drain_with_noop_worker(bench: &Bench, count: usize) -> (f64, f64) {
     (rate, peak)
 }
 
+/// Peak RSS draining a small and a large backlog, at prefetch 20, 200 and 2,000.
 pub async fn run(bench: &Bench, large: usize, section: &mut Section) {
-    let small = 1_000;
-    let (_, small_peak) = drain(bench, small).await;
-    let (rate, large_peak) = drain(bench, large).await;
-    let note = format!("one worker process, no-op handler, prefetch {PREFETCH}");
-    section.add(
-        format!("worker peak RSS draining {small} jobs"),
-        format!("{small_peak:.1} MiB"),
-        &note,
-    );
-    section.add(
-        format!("worker peak RSS draining {large} jobs"),
-        format!("{large_peak:.1} MiB"),
-        &note,
-    );
-    section.add(
-        "ratio (large / small backlog)",
-        format!("{:.2}", large_peak / small_peak),
-        "≈ 1: bounded by prefetch",
-    );
-    section.add(
-        format!("drain rate, {large} jobs"),
-        per_second(rate),
-        "including process start-up",
-    );
+    // At least twice the largest prefetch, so that every worker meets a full prefetch.
+    let small = 5_000;
+    for prefetch in [20, PREFETCH, 2_000] {
+        let (_, small_peak) = drain(bench, small, prefetch).await;
+        let (rate, large_peak) = drain(bench, large, prefetch).await;
+        let note = format!(
+            "one worker process, no-op handler, concurrency and prefetch {prefetch}; drain rate \
+             {} including process start-up",
+            per_second(rate)
+        );
+        section.add(
+            format!("prefetch {prefetch}: worker peak RSS, {small} / {large} jobs waiting"),
+            format!("{small_peak:.1} / {large_peak:.1} MiB"),
+            &note,
+        );
+        section.add(
+            format!("prefetch {prefetch}: ratio (large / small backlog)"),
+            format!("{:.2}", large_peak / small_peak),
+            "≈ 1: bounded by prefetch, not by the backlog",
+        );
+    }
 }

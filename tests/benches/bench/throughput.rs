@@ -5,30 +5,26 @@
 //! that drift of a shared machine hits both alike; each figure is the median.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use futures_util::StreamExt;
-use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, QueuePurgeOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueuePurgeOptions};
 use lapin::{Channel, Confirmation, Connection, ConnectionProperties};
 use serde::{Deserialize, Serialize};
 use shared::{
-    AmqpSettings, EncodedJob, Job, JobContext, JobEvent, JobObserver, JobOutcome, Publisher,
-    PublisherSettings, Registry, Topology, Worker, WorkerSettings, work_queue,
+    AmqpSettings, EncodedJob, Job, Publisher, PublisherSettings, Registry, Topology, Worker,
+    WorkerSettings, work_queue,
 };
-use tokio::sync::Notify;
 
+use crate::consume;
+use crate::cpu::{Run, measured};
 use crate::report::{Section, median, per_second};
 
 /// A job that does nothing, padded to about 300 bytes on the wire.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NoopJob {
     pub pad: String,
+    /// When the job was meant to be sent, in µs since the start of a latency run (0 elsewhere).
+    pub intended_us: u64,
 }
 
 impl Job for NoopJob {
@@ -40,6 +36,7 @@ impl NoopJob {
     pub fn new() -> Self {
         Self {
             pad: "x".repeat(150),
+            intended_us: 0,
         }
     }
 }
@@ -173,91 +170,13 @@ async fn typed_publish(publisher: &Publisher, count: usize) -> f64 {
     count as f64 / started.elapsed().as_secs_f64()
 }
 
-/// Raw lapin: consume with manual acks, one ack per message, at the same prefetch.
-async fn raw_consume(url: &str, count: usize) -> f64 {
-    let started = Instant::now();
-    let connection = Connection::connect(url, ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let channel = connection.create_channel().await.expect("channel");
-    channel
-        .basic_qos(PREFETCH, BasicQosOptions::default())
-        .await
-        .expect("qos");
-    let mut consumer = channel
-        .basic_consume(
-            work_queue(NoopJob::KIND).into(),
-            "raw".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
-    let mut acked = 0;
-    while acked < count {
-        let delivery = consumer
-            .next()
-            .await
-            .expect("stream ended")
-            .expect("delivery");
-        delivery.ack(BasicAckOptions::default()).await.expect("ack");
-        acked += 1;
-    }
-    let rate = count as f64 / started.elapsed().as_secs_f64();
-    let _ = connection.close(200, "done".into()).await;
-    rate
-}
-
-/// Counts jobs settled (acked) by the runtime.
-struct Settled {
-    done: AtomicUsize,
-    target: usize,
-    reached: Notify,
-}
-
-/// The observer side of [`Settled`].
-struct CountSettled(Arc<Settled>);
-
-impl JobObserver for CountSettled {
-    fn observe<'a>(
-        &'a self,
-        event: JobEvent<'a>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
-        Box::pin(async move {
-            let settled = &self.0;
-            if event.outcome == JobOutcome::Succeeded
-                && settled.done.fetch_add(1, Ordering::Relaxed) + 1 == settled.target
-            {
-                settled.reached.notify_one();
-            }
-        })
-    }
-}
-
+/// The benchmark's worker: concurrency (and so prefetch) [`PREFETCH`].
 pub fn worker_settings(name: &str) -> WorkerSettings {
     WorkerSettings {
         name: name.to_owned(),
         concurrency: PREFETCH,
         ..WorkerSettings::default()
     }
-}
-
-/// The runtime: decode, dispatch to a no-op handler, ack; timed until `count` are acked.
-pub async fn typed_consume(bench: &Bench, count: usize) -> f64 {
-    let settled = Arc::new(Settled {
-        done: AtomicUsize::new(0),
-        target: count,
-        reached: Notify::new(),
-    });
-    let registry = Registry::new()
-        .register(|_: NoopJob, _: JobContext| async { Ok(()) })
-        .observe(CountSettled(Arc::clone(&settled)));
-    let started = Instant::now();
-    let worker = RunningWorker::start(bench, "bench", registry);
-    settled.reached.notified().await;
-    let rate = count as f64 / started.elapsed().as_secs_f64();
-    worker.stop().await;
-    rate
 }
 
 /// The worker runtime running in this process until stopped.
@@ -267,10 +186,15 @@ pub struct RunningWorker {
 }
 
 impl RunningWorker {
+    /// With [`worker_settings`]: concurrency (and prefetch) [`PREFETCH`].
     pub fn start(bench: &Bench, name: &str, registry: Registry) -> Self {
+        Self::start_with(bench, worker_settings(name), registry)
+    }
+
+    pub fn start_with(bench: &Bench, settings: WorkerSettings, registry: Registry) -> Self {
         let worker = Worker::new(
             bench.amqp.clone(),
-            worker_settings(name),
+            settings,
             PublisherSettings::default(),
             registry,
         )
@@ -293,96 +217,158 @@ impl RunningWorker {
     }
 }
 
-/// One comparison's rates over the rounds: raw lapin's and ours.
+/// One comparison over the rounds: raw lapin's runs and ours, paired by round.
 #[derive(Default)]
 struct Pair {
-    raw: Vec<f64>,
-    ours: Vec<f64>,
+    raw: Vec<Run>,
+    ours: Vec<Run>,
 }
 
 impl Pair {
-    /// Adds both medians and their ratio; the rounds' own ratios (two runs back to back)
-    /// show in the note how much one pair of runs varies on a shared machine.
+    fn push(&mut self, raw_side: bool, run: Run) {
+        if raw_side {
+            self.raw.push(run);
+        } else {
+            self.ours.push(run);
+        }
+    }
+
+    fn medians(&self, of: impl Fn(&Run) -> f64) -> (f64, f64) {
+        let side = |runs: &[Run]| median(&mut runs.iter().map(&of).collect::<Vec<_>>());
+        (side(&self.raw), side(&self.ours))
+    }
+
+    /// Both sides' median rates, then the headline: the median of the rounds' own ratios
+    /// (each round's two runs are back to back, so drift hits both), with their spread, and
+    /// the ratio of the medians beside it.
     fn report(&self, labels: [String; 3], note: &str, section: &mut Section) {
         let mut ratios: Vec<f64> = self
             .ours
             .iter()
             .zip(&self.raw)
-            .map(|(o, r)| o / r)
+            .map(|(o, r)| o.per_second / r.per_second)
             .collect();
         ratios.sort_by(f64::total_cmp);
-        let (raw, ours) = (
-            median(&mut self.raw.clone()),
-            median(&mut self.ours.clone()),
-        );
+        let (raw, ours) = self.medians(|run| run.per_second);
         let [raw_label, ours_label, ratio_label] = labels;
         section.add(raw_label, per_second(raw), note);
         section.add(ours_label, per_second(ours), note);
         section.add(
             ratio_label,
-            format!("{:.2}", ours / raw),
+            format!("{:.2}", median(&mut ratios)),
             format!(
-                "ratio of the medians; per round {:.2} to {:.2}, median {:.2}; target ≥ 0.9",
+                "median of the per-round ratios (range {:.2} to {:.2}; ratio of the medians \
+                 {:.2}); {note}; target ≥ 0.9",
                 ratios.first().copied().unwrap_or(0.0),
                 ratios.last().copied().unwrap_or(0.0),
-                median(&mut ratios)
+                ours / raw,
             ),
+        );
+    }
+
+    /// Client CPU per job on both sides (medians over the rounds) and their ratio.
+    fn report_cpu(&self, what: &str, target: Option<&str>, section: &mut Section) {
+        let (raw, ours) = self.medians(|run| run.cpu_us_per_job);
+        let note = "getrusage of the bench process (all its threads) around each timed run";
+        section.add(
+            format!("{what}: client CPU per job, raw lapin / ours"),
+            format!("{raw:.1} / {ours:.1} µs"),
+            note,
+        );
+        section.add(
+            format!("{what}: client CPU per job, ours / raw"),
+            format!("{:.2}", ours / raw),
+            target.map_or_else(|| note.to_owned(), |t| format!("{note}; {t}")),
         );
     }
 }
 
+/// Runs `rounds` rounds of one comparison, alternating which side goes first so that neither
+/// always meets a warmer broker; `side(raw_side)` prepares and measures one side once.
+async fn interleaved<F, Fut>(what: &str, rounds: usize, mut side: F) -> Pair
+where
+    F: FnMut(bool) -> Fut,
+    Fut: Future<Output = Run>,
+{
+    let mut pair = Pair::default();
+    for round in 0..rounds {
+        for raw_side in [round % 2 == 0, round % 2 != 0] {
+            let run = side(raw_side).await;
+            pair.push(raw_side, run);
+        }
+        let (raw, ours) = (pair.raw[round].per_second, pair.ours[round].per_second);
+        eprintln!("  {what} round {round}: raw {raw:.0}/s ours {ours:.0}/s");
+    }
+    pair
+}
+
+/// Publish: every run meets an empty queue.
+async fn publish_pair(bench: &Bench, count: usize, rounds: usize) -> Pair {
+    let job = EncodedJob::encode(&NoopJob::new()).expect("encode");
+    let job = &job;
+    interleaved("publish", rounds, |raw_side| async move {
+        bench.purge().await;
+        if raw_side {
+            measured(count, raw_publish(&bench.raw.channel, job, count)).await
+        } else {
+            measured(count, typed_publish(&bench.compared, count)).await
+        }
+    })
+    .await
+}
+
+/// Consume at `concurrency`: each consumer meets a queue of exactly `count` jobs (a fast
+/// consumer must not eat into the other's share), filled before its timer starts.
+async fn consume_pair(bench: &Bench, count: usize, rounds: usize, concurrency: u16) -> Pair {
+    let what = format!("consume ×{concurrency}");
+    interleaved(&what, rounds, |raw_side| async move {
+        bench.purge().await;
+        typed_publish(&bench.publisher, count).await;
+        if raw_side {
+            measured(count, consume::raw(&bench.url, count, concurrency)).await
+        } else {
+            measured(count, consume::runtime(bench, count, concurrency)).await
+        }
+    })
+    .await
+}
+
 /// Publish and consume, library against raw lapin, interleaved `rounds` times.
 pub async fn run(bench: &Bench, count: usize, rounds: usize, section: &mut Section) {
-    let job = EncodedJob::encode(&NoopJob::new()).expect("encode");
-    let (mut publish, mut consume) = (Pair::default(), Pair::default());
-    for round in 0..rounds {
-        // Alternate which side goes first, so neither always meets a warmer broker; each
-        // publish meets an empty queue, and each consumer a queue of exactly `count` jobs (a
-        // fast consumer must not eat into the other's share).
-        for raw_first in [round % 2 == 0, round % 2 != 0] {
-            bench.purge().await;
-            if raw_first {
-                publish
-                    .raw
-                    .push(raw_publish(&bench.raw.channel, &job, count).await);
-            } else {
-                publish
-                    .ours
-                    .push(typed_publish(&bench.compared, count).await);
-            }
-        }
-        for raw_first in [round % 2 == 0, round % 2 != 0] {
-            bench.purge().await;
-            typed_publish(&bench.publisher, count).await;
-            if raw_first {
-                consume.raw.push(raw_consume(&bench.url, count).await);
-            } else {
-                consume.ours.push(typed_consume(bench, count).await);
-            }
-        }
-        eprintln!(
-            "  round {round}: publish raw {:.0}/s ours {:.0}/s; consume raw {:.0}/s ours {:.0}/s",
-            publish.raw[round], publish.ours[round], consume.raw[round], consume.ours[round]
-        );
-    }
-    let note = format!("median of {rounds} interleaved rounds of {count} jobs");
     let labels = |raw: &str, ours: &str, ratio: &str| [raw.into(), ours.into(), ratio.into()];
+    let publish = publish_pair(bench, count, rounds).await;
     publish.report(
         labels(
-            "publish: raw lapin, pipelined confirms",
-            "publish: typed publisher (publish_batch)",
-            "publish ratio (typed / raw)",
+            "publish: raw lapin, pipelined confirms (1,000 in flight)",
+            "publish: typed publisher, `publish_batch` (one lane)",
+            "publish ratio (typed / raw), batch",
         ),
-        &note,
+        &format!("{rounds} interleaved rounds of {count} jobs"),
         section,
     );
-    consume.report(
+    publish.report_cpu("publish", Some("target ≤ 1.10"), section);
+    let concurrent = consume_pair(bench, count, rounds, PREFETCH).await;
+    concurrent.report(
         labels(
-            &format!("consume: raw lapin, manual acks, prefetch {PREFETCH}"),
-            "consume: worker runtime, no-op handler",
-            "consume ratio (runtime / raw)",
+            &format!("consume ×{PREFETCH}: raw lapin, `for_each_concurrent({PREFETCH})`, prefetch {PREFETCH}, parse + ack"),
+            &format!("consume ×{PREFETCH}: worker runtime, concurrency {PREFETCH} (prefetch {PREFETCH}), no-op handler"),
+            &format!("consume ratio ×{PREFETCH} (runtime / raw)"),
         ),
-        &note,
+        &format!("{rounds} interleaved rounds of {count} jobs; timers stop when the last handler returns"),
+        section,
+    );
+    concurrent.report_cpu(&format!("consume ×{PREFETCH}"), None, section);
+    let (count, rounds) = (count / 4, rounds.min(5));
+    let sequential = consume_pair(bench, count, rounds, 1).await;
+    sequential.report(
+        labels(
+            "consume ×1: raw lapin loop, prefetch 1, parse + ack awaited",
+            "consume ×1: worker runtime, concurrency 1 (prefetch 1), no-op handler",
+            "consume ratio ×1 (runtime / raw)",
+        ),
+        &format!(
+            "{rounds} interleaved rounds of {count} jobs; timers stop when the last handler returns"
+        ),
         section,
     );
 }
