@@ -104,19 +104,17 @@ impl Celery {
         let concurrency = pool.concurrency.to_string();
         let mut args = vec!["-m", "celery", "-A", "celery_baseline", "worker"];
         let queue = self.queue();
-        args.extend(["--queues", &queue, "--loglevel", "WARNING"]);
+        args.extend(["--queues", &queue, "--loglevel", "ERROR"]);
         args.extend([
             "--without-heartbeat",
             "--without-gossip",
             "--without-mingle",
         ]);
         args.extend(["--pool", pool.pool, "--concurrency", &concurrency]);
-        Process::spawn_in(
-            self.python.clone(),
-            &args,
-            &self.env(pool.multiplier()),
-            python::scripts(),
-        )
+        // Quiet: no warning about running as root, nor about ETA tasks on a direct exchange.
+        let mut env = self.env(pool.multiplier()).to_vec();
+        env.push(("PYTHONWARNINGS", "ignore".into()));
+        Process::spawn_in(self.python.clone(), &args, &env, python::scripts())
     }
 }
 
