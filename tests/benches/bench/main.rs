@@ -54,7 +54,7 @@ async fn main() {
     if wanted("celery") {
         eprintln!("==> Celery baseline");
         let mut section = Section::new("Celery on the same broker");
-        let jobs = if quick { 3_000 } else { 20_000 };
+        let jobs = if quick { 3_000 } else { 10_000 };
         celery::run(&bench, &vhost, jobs, &mut section).await;
         sections.push(section);
     }

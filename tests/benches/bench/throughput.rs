@@ -109,7 +109,7 @@ impl Bench {
     }
 }
 
-async fn connect_publisher(amqp: &AmqpSettings, channels: u16) -> Publisher {
+pub async fn connect_publisher(amqp: &AmqpSettings, channels: u16) -> Publisher {
     let topology = Topology::new([NoopJob::KIND]).expect("topology");
     let settings = PublisherSettings {
         channels,

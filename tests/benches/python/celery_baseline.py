@@ -3,15 +3,22 @@
 The Rust benchmark compares its own publish and drain rates with Celery's on the same RabbitMQ
 broker. It starts a worker of this app with
 ``python -m celery -A celery_baseline worker --queues <queue> ...`` (cwd = this folder) and
-publishes with ``python celery_baseline.py publish --count N``.
+publishes with ``python celery_baseline.py publish --count N [--wait]`` (several at once for
+concurrent publishers: with ``--wait`` each connects, says it is ready, and starts on a line
+of standard input, so the caller can time them all from the first start to the last end).
 
 Environment:
     CELERY_BROKER_URL  amqp URL, e.g. ``amqp://guest:guest@127.0.0.1:5672/%2f``
     CELERY_MODE        ``defaults``: Celery as shipped (no publisher confirms, ack before
                        running the task); ``safe``: the Rust system's guarantees (publisher
                        confirms, ack after the task, requeue if the worker dies)
-    CELERY_QUEUE       the queue, declared as Celery does by default: durable classic queue
-                       bound to a durable direct exchange of the same name
+    CELERY_QUEUE       the queue: a durable quorum queue (Celery >= 5.5,
+                       ``task_default_queue_type='quorum'``) bound to a durable direct
+                       exchange of the same name, as the Rust system's work queues are quorum
+    CELERY_PREFETCH_MULTIPLIER
+                       the worker's ``worker_prefetch_multiplier`` (default 4, Celery's); its
+                       prefetch is this times the concurrency (per consumer: on a quorum
+                       queue Celery turns global QoS off)
 
 Messages are persistent in both modes (Celery's ``task_default_delivery_mode`` is 2).
 """
@@ -35,6 +42,8 @@ app = Celery("celery_baseline", broker=BROKER_URL)
 app.conf.update(
     # The queue (and its direct exchange and routing key) Celery makes for the default queue.
     task_default_queue=QUEUE,
+    task_default_queue_type="quorum",
+    worker_prefetch_multiplier=int(os.environ.get("CELERY_PREFETCH_MULTIPLIER", "4")),
     task_ignore_result=True,
     result_backend=None,
     broker_connection_retry_on_startup=True,  # today's behaviour, minus the warning
@@ -45,7 +54,6 @@ if MODE == "safe":
         broker_transport_options={"confirm_publish": True},
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        # worker_prefetch_multiplier stays at Celery's default (4).
     )
 
 
@@ -55,19 +63,34 @@ def noop():
     return None
 
 
-def publish(count):
-    """Publishes `count` tasks as a Celery user would: one ``delay()`` call per task."""
+def publish(count, wait):
+    """Publishes `count` tasks as a Celery user would: one ``delay()`` call per task.
+
+    With `wait`, prints ``{"ready": true}`` once connected and waits for a line on stdin.
+    Start and end are wall-clock times (``time.time()``), comparable across processes.
+    """
     # Connect and declare the queue first, so the timing is of publishing alone. The pool hands
     # this same producer (and connection) to the delay() calls below.
     with app.producer_or_acquire() as producer:
         producer.connection.ensure_connection(max_retries=3)
         producer.maybe_declare(app.amqp.queues[QUEUE])
-    start = time.perf_counter()
+    if wait:
+        print(json.dumps({"ready": True}), flush=True)
+        sys.stdin.readline()
+    start = time.time()
     for _ in range(count):
         noop.delay()
-    seconds = time.perf_counter() - start
+    end = time.time()
     app.close()
-    return {"mode": MODE, "count": count, "seconds": seconds, "per_second": count / seconds}
+    seconds = end - start
+    return {
+        "mode": MODE,
+        "count": count,
+        "start": start,
+        "end": end,
+        "seconds": seconds,
+        "per_second": count / seconds,
+    }
 
 
 def queue_depth():
@@ -97,6 +120,9 @@ def main():
     commands = parser.add_subparsers(dest="command", required=True)
     publish_parser = commands.add_parser("publish", help="publish N noop tasks, print the rate")
     publish_parser.add_argument("--count", type=int, required=True)
+    publish_parser.add_argument(
+        "--wait", action="store_true", help='print {"ready": true}, start on a stdin line'
+    )
     commands.add_parser("depth", help="print the messages ready in the queue")
     wait_parser = commands.add_parser("wait-empty", help="wait until the queue is empty")
     wait_parser.add_argument("--timeout", type=float, default=600.0)
@@ -106,7 +132,7 @@ def main():
     if args.command == "publish":
         if args.count <= 0:
             parser.error("--count must be positive")
-        result = publish(args.count)
+        result = publish(args.count, args.wait)
     elif args.command == "depth":
         messages, consumers = queue_depth()
         result = {"queue": QUEUE, "messages": messages, "consumers": consumers}
