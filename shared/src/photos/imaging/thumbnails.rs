@@ -8,7 +8,7 @@ use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use jpeg_encoder::{ColorType, Encoder, EncodingError};
 
-use super::decoder::decode_for_display_at_least;
+use super::decoder::{decode_for_display_at_least, display_size_at_least};
 use super::upload::{UploadError, UploadLimits};
 
 /// JPEG quality of every thumbnail: no visible artefacts at thumbnail sizes, far fewer bytes
@@ -100,6 +100,18 @@ pub fn make_thumbnails(
             })
         })
         .collect()
+}
+
+/// The size, as stored (before orientation), at which [`make_thumbnails`] decodes `bytes` for
+/// these `sizes`: a JPEG's DCT-scaled size, else the full size. The benchmark gives Pillow's
+/// `draft()` the same scale with it, so both sides decode the same number of pixels.
+pub fn thumbnail_decode_size(
+    bytes: &[u8],
+    sizes: &[u32],
+    limits: &UploadLimits,
+) -> Result<(u32, u32), ThumbnailError> {
+    let largest = sizes.iter().copied().max().unwrap_or(1);
+    Ok(display_size_at_least(bytes, limits, largest)?)
 }
 
 /// Lanczos3 over the centred square of the shorter side. The crop is a view into the decoded
