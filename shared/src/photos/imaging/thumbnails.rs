@@ -1,8 +1,7 @@
 //! Square JPEG thumbnails of an upload, the thumbnail worker's hot path. Chosen by measurement
 //! (the benchmark compares it with Pillow): the image is decoded once, a JPEG at the smallest
-//! DCT scale that still covers the largest size; the largest thumbnail is resized from the
-//! centred square and each smaller one from the previous, with Lanczos3 (fast_image_resize,
-//! SIMD); and the JPEGs are written by a SIMD encoder.
+//! DCT scale that still covers the largest size; each thumbnail is resized from the centred
+//! square with Lanczos3 (fast_image_resize, SIMD); and the JPEGs are written by a SIMD encoder.
 
 use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
@@ -77,25 +76,16 @@ pub fn make_thumbnails(
     };
     let picture = decode_for_display_at_least(bytes, limits, largest)?;
     let square = centred_square_options(&picture);
-    let plain = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
     let mut resizer = Resizer::new();
-    // Largest first, each smaller one from the smallest rendering that is still at least as
-    // large: far fewer source pixels to filter, and Lanczos3 keeps the result as sharp.
-    let mut order: Vec<usize> = (0..sizes.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
-    let mut made: Vec<(usize, RgbImage)> = Vec::with_capacity(sizes.len());
-    for i in order {
-        let thumbnail = match made.last() {
-            Some((_, previous)) => resize(&mut resizer, previous, &plain, sizes[i])?,
-            None => resize(&mut resizer, &picture, &square, sizes[i])?,
-        };
-        made.push((i, thumbnail));
-    }
-    made.sort_by_key(|(i, _)| *i);
-    made.into_iter()
-        .map(|(i, pixels)| {
+    // Every size straight from the decoded square: one Lanczos3 pass each, as sharp as the
+    // filter gives (resizing the small ones from the previous thumbnail was a little faster
+    // but lost 0.1-0.2 dB of luma PSNR at 64 and 256 px, measured by the benchmark).
+    sizes
+        .iter()
+        .map(|&size| {
+            let pixels = resize(&mut resizer, &picture, &square, size)?;
             Ok(Thumbnail {
-                size: sizes[i],
+                size,
                 jpeg: encode(&pixels)?,
             })
         })
