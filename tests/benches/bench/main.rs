@@ -29,6 +29,9 @@ async fn main() {
     if std::env::args().any(|arg| arg == "noop-worker") {
         return memory::noop_worker().await;
     }
+    if std::env::args().any(|arg| arg == thumbnails::CHILD_ARG) {
+        return thumbnails::child();
+    }
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let broker = Broker::dedicated().await.expect("starting RabbitMQ");
     let vhost = broker.vhost("bench").await.expect("vhost");
@@ -41,7 +44,8 @@ async fn main() {
     if wanted("thumbnails") {
         eprintln!("==> thumbnails: ours vs Pillow");
         let mut section = Section::new("Thumbnails: the worker's hot path against Pillow");
-        thumbnails::run(Duration::from_secs(if quick { 1 } else { 5 }), &mut section);
+        let (seconds, rounds) = if quick { (0.5, 5) } else { (3.0, 7) };
+        thumbnails::run(seconds, rounds, &mut section);
         sections.push(section);
     }
     if wanted("memory") {

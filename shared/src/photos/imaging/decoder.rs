@@ -146,6 +146,20 @@ pub(crate) fn decode_for_display_at_least(
     display(decoder)
 }
 
+/// The size, as stored (before orientation), that [`decode_for_display_at_least`] decodes
+/// `bytes` to: a JPEG's DCT-scaled size, else the full size.
+pub(crate) fn display_size_at_least(
+    bytes: &[u8],
+    limits: &UploadLimits,
+    min_side: u32,
+) -> Result<(u32, u32), UploadError> {
+    let checked = GuardedDecoder::open(bytes, limits)?.checked();
+    let scaled = (checked.format == ImageFormat::Jpeg)
+        .then(|| scaled_jpeg::size_at_least(bytes, min_side))
+        .flatten();
+    Ok(scaled.unwrap_or((checked.width, checked.height)))
+}
+
 fn display(mut decoder: GuardedDecoder<'_>) -> Result<RgbImage, UploadError> {
     let orientation = decoder.orientation();
     let mut image = decoder.decode()?;

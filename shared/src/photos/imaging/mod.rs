@@ -24,5 +24,7 @@ pub use self::blocklist::{BlocklistError, ContentFilter, HashBlocklist, Moderati
 pub use self::fingerprint::{Fingerprint, FingerprintError, ParseFingerprintError};
 pub use self::format::{ACCEPTED_FORMATS, ImageFormat, UnknownFormat};
 pub use self::metadata::{MetadataError, strip_metadata};
-pub use self::thumbnails::{MAX_THUMBNAIL_SIZE, Thumbnail, ThumbnailError, make_thumbnails};
+pub use self::thumbnails::{
+    MAX_THUMBNAIL_SIZE, Thumbnail, ThumbnailError, make_thumbnails, thumbnail_decode_size,
+};
 pub use self::upload::{CheckedImage, UploadError, UploadLimits, check_upload};

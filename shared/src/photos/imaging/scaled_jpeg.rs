@@ -18,18 +18,7 @@ pub(crate) fn decode_at_least(bytes: &[u8], min_side: u32, max_buffer: u64) -> O
     let mut decoder = Decoder::new(Cursor::new(bytes));
     decoder.set_max_decoding_buffer_size(usize::try_from(max_buffer).unwrap_or(usize::MAX));
     let attempt = (|| {
-        decoder.read_info()?;
-        // The decoder settles for a scale where either side reaches its request, so only
-        // the shorter side gets one; the other asks for more than any scale gives.
-        let (full_width, full_height) = decoder
-            .info()
-            .map_or((0, 0), |info| (info.width, info.height));
-        let side = u16::try_from(min_side).unwrap_or(u16::MAX);
-        let (width, height) = if full_width >= full_height {
-            decoder.scale(u16::MAX, side)?
-        } else {
-            decoder.scale(side, u16::MAX)?
-        };
+        let (width, height) = scale_to_at_least(&mut decoder, min_side)?;
         let pixels = decoder.decode()?;
         Ok::<_, jpeg_decoder::Error>((width, height, pixels))
     })();
@@ -58,6 +47,36 @@ pub(crate) fn decode_at_least(bytes: &[u8], min_side: u32, max_buffer: u64) -> O
     Some(picture.into_rgb8())
 }
 
+/// The size, as stored (before orientation), that [`decode_at_least`] decodes this JPEG to,
+/// from its header alone; `None` where [`decode_at_least`] would not apply.
+pub(crate) fn size_at_least(bytes: &[u8], min_side: u32) -> Option<(u32, u32)> {
+    let mut decoder = Decoder::new(Cursor::new(bytes));
+    let (width, height) = scale_to_at_least(&mut decoder, min_side).ok()?;
+    match decoder.info()?.pixel_format {
+        PixelFormat::RGB24 | PixelFormat::L8 => Some((u32::from(width), u32::from(height))),
+        PixelFormat::L16 | PixelFormat::CMYK32 => None,
+    }
+}
+
+/// Reads the header and sets the smallest DCT scale whose shorter side keeps `min_side`.
+fn scale_to_at_least<R: std::io::Read>(
+    decoder: &mut Decoder<R>,
+    min_side: u32,
+) -> Result<(u16, u16), jpeg_decoder::Error> {
+    decoder.read_info()?;
+    // The decoder settles for a scale where either side reaches its request, so only the
+    // shorter side gets one; the other asks for more than any scale gives.
+    let (full_width, full_height) = decoder
+        .info()
+        .map_or((0, 0), |info| (info.width, info.height));
+    let side = u16::try_from(min_side).unwrap_or(u16::MAX);
+    if full_width >= full_height {
+        decoder.scale(u16::MAX, side)
+    } else {
+        decoder.scale(side, u16::MAX)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -72,6 +91,13 @@ mod tests {
         for (min_side, expected) in cases {
             let picture = decode_at_least(&bytes, min_side, u64::MAX).ok_or("not decoded")?;
             assert_eq!(picture.dimensions(), expected, "at least {min_side}");
+            // Stored landscape: the size before the orientation turns it.
+            let stored = size_at_least(&bytes, min_side).ok_or("no size")?;
+            assert_eq!(
+                stored,
+                (expected.1, expected.0),
+                "size of at least {min_side}"
+            );
         }
         Ok(())
     }
