@@ -81,17 +81,13 @@ async fn drain(bench: &Bench, count: usize, prefetch: u16) -> (f64, f64) {
             .expect("backlog");
         left -= now;
     }
-    drain_with_noop_worker_at(bench, count, prefetch).await
+    drain_with_noop_worker(bench, count, prefetch).await
 }
 
-/// Starts a no-op worker process on the queued jobs and times it until the queue is drained
-/// (process start-up included); returns (jobs/s, the worker's peak RSS in MiB).
-pub async fn drain_with_noop_worker(bench: &Bench, count: usize) -> (f64, f64) {
-    drain_with_noop_worker_at(bench, count, PREFETCH).await
-}
-
-/// [`drain_with_noop_worker`] at `prefetch` (the worker's concurrency).
-async fn drain_with_noop_worker_at(bench: &Bench, count: usize, prefetch: u16) -> (f64, f64) {
+/// Starts a no-op worker process at `prefetch` (its concurrency) on the queued jobs and times
+/// it until the queue is drained (process start-up included); returns (jobs/s, the worker's
+/// peak RSS in MiB).
+async fn drain_with_noop_worker(bench: &Bench, count: usize, prefetch: u16) -> (f64, f64) {
     let queue = work_queue(<NoopJob as shared::Job>::KIND);
     let exe = std::env::current_exe().expect("bench binary");
     let started = Instant::now();
