@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
+use lapin::{Channel, Connection, ConnectionProperties};
 use shared::{Registry, Worker, work_queue};
 
 use crate::processes::Process;
@@ -46,15 +46,7 @@ pub async fn wait_drained(url: &str, queue: &str, limit: Duration) {
     let channel = connection.create_channel().await.expect("channel");
     let started = Instant::now();
     loop {
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        let declared = channel
-            .queue_declare(queue.into(), passive, FieldTable::default())
-            .await
-            .expect("passive declare");
-        if declared.message_count() == 0 {
+        if queue_counts(&channel, queue).await.0 == 0 {
             break;
         }
         assert!(
@@ -64,6 +56,19 @@ pub async fn wait_drained(url: &str, queue: &str, limit: Duration) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let _ = connection.close(200, "drained".into()).await;
+}
+
+/// Messages ready and consumers, from a passive declare (the broker's live figures).
+pub async fn queue_counts(channel: &Channel, queue: &str) -> (u32, u32) {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declared = channel
+        .queue_declare(queue.into(), passive, FieldTable::default())
+        .await
+        .expect("passive declare");
+    (declared.message_count(), declared.consumer_count())
 }
 
 /// Queues `count` jobs and drains them with a child worker at `prefetch`; returns (jobs/s,

@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
-use lapin::options::{QueueDeclareOptions, QueuePurgeOptions};
-use lapin::types::FieldTable;
-use lapin::{Channel, Connection, ConnectionProperties};
+use lapin::options::QueuePurgeOptions;
+use lapin::{Connection, ConnectionProperties};
 
+use crate::memory::queue_counts;
 use crate::processes::Process;
 
 const POLL: Duration = Duration::from_millis(2);
@@ -26,7 +26,7 @@ pub async fn drain(url: &str, queue: &str, count: usize, start: impl FnOnce() ->
     let channel = connection.create_channel().await.expect("channel");
     // Unconfirmed publishes may still be on their way into the queue.
     let began = Instant::now();
-    while counts(&channel, queue).await.0 as usize != count {
+    while queue_counts(&channel, queue).await.0 as usize != count {
         assert!(
             began.elapsed() < LIMIT,
             "{queue}: the backlog is not {count}"
@@ -36,7 +36,7 @@ pub async fn drain(url: &str, queue: &str, count: usize, start: impl FnOnce() ->
     let worker = start();
     let began = Instant::now();
     let consuming = loop {
-        let (ready, consumers) = counts(&channel, queue).await;
+        let (ready, consumers) = queue_counts(&channel, queue).await;
         if consumers > 0 {
             break Instant::now();
         }
@@ -45,7 +45,7 @@ pub async fn drain(url: &str, queue: &str, count: usize, start: impl FnOnce() ->
         tokio::time::sleep(POLL).await;
     };
     loop {
-        let (ready, _) = counts(&channel, queue).await;
+        let (ready, _) = queue_counts(&channel, queue).await;
         if ready == 0 {
             break;
         }
@@ -56,19 +56,6 @@ pub async fn drain(url: &str, queue: &str, count: usize, start: impl FnOnce() ->
     worker.stop();
     let _ = connection.close(200, "drained".into()).await;
     rate
-}
-
-/// Messages ready and consumers, from a passive declare (the broker's live figures).
-async fn counts(channel: &Channel, queue: &str) -> (u32, u32) {
-    let passive = QueueDeclareOptions {
-        passive: true,
-        ..QueueDeclareOptions::default()
-    };
-    let declared = channel
-        .queue_declare(queue.into(), passive, FieldTable::default())
-        .await
-        .expect("passive declare");
-    (declared.message_count(), declared.consumer_count())
 }
 
 /// Empties `queue`, if it exists (Celery's is declared by its first publisher).
