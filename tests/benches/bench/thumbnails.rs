@@ -6,12 +6,10 @@
 
 mod quality;
 
-use std::io::Cursor;
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use image::{Rgb, RgbImage};
 use shared::photos::imaging::{UploadLimits, make_thumbnails, thumbnail_decode_size};
 
 use crate::python;
@@ -21,24 +19,6 @@ const SIZES: [u32; 3] = [64, 256, 512];
 
 /// The argument that makes the bench binary run [`child`].
 pub const CHILD_ARG: &str = "thumbnails-child";
-
-/// A photo-like JPEG: gradients, shapes and sensor-like noise, quality 90.
-fn test_photo(width: u32, height: u32) -> Vec<u8> {
-    let base = support::images::photo(width, height, 5);
-    let mut seed: u32 = 12345;
-    let noisy = RgbImage::from_fn(width, height, |x, y| {
-        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-        let noise = i16::from((seed >> 24) as u8 % 24) - 12;
-        let Rgb(p) = *base.get_pixel(x, y);
-        Rgb(p.map(|c| (i16::from(c) + noise).clamp(0, 255) as u8))
-    });
-    let mut bytes = Cursor::new(Vec::new());
-    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90);
-    noisy
-        .write_with_encoder(encoder)
-        .expect("encode test photo");
-    bytes.into_inner()
-}
 
 /// One side's run: images made, wall and CPU seconds (every thread of its process).
 #[derive(Clone, Copy)]
@@ -214,7 +194,7 @@ pub fn run(seconds: f64, round_count: usize, section: &mut Section) {
     }
     let cpu = pinned_cpu();
     for (label, width, height) in photos {
-        let bytes = test_photo(width, height);
+        let bytes = support::images::phone_photo(width, height, 5).expect("test photo");
         let photo = dir.join(format!("{width}x{height}.jpg"));
         std::fs::write(&photo, &bytes).expect("write test photo");
         let decoded =
