@@ -57,7 +57,7 @@ pub fn child() {
     let bytes = std::fs::read(path).expect("read the test photo");
     let limits = UploadLimits::default();
     make_thumbnails(&bytes, &SIZES, &limits).expect("warm-up");
-    let (started, cpu_started) = (Instant::now(), process_cpu_seconds());
+    let (started, cpu_started) = (Instant::now(), crate::cpu::process_cpu().as_secs_f64());
     let mut iterations = 0u32;
     while iterations == 0 || started.elapsed().as_secs_f64() < seconds {
         let thumbnails = make_thumbnails(&bytes, &SIZES, &limits).expect("thumbnails");
@@ -67,19 +67,9 @@ pub fn child() {
     let line = serde_json::json!({
         "iterations": iterations,
         "seconds": started.elapsed().as_secs_f64(),
-        "cpu_seconds": process_cpu_seconds() - cpu_started,
+        "cpu_seconds": crate::cpu::process_cpu().as_secs_f64() - cpu_started,
     });
     println!("{line}");
-}
-
-/// User + system time of every thread of this process, from `/proc/self/stat` (in the
-/// kernel's 100 Hz ticks: fine over runs of seconds).
-fn process_cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
-    let after_name = &stat[stat.rfind(')').expect("stat format") + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    let ticks = |i: usize| fields[i].parse::<f64>().expect("stat field");
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// The CPU both sides are pinned to (the last one), if `taskset` is there to do it.
