@@ -9,11 +9,12 @@
 //! against that job, and only `max_crashes` such losses dead-letter it.
 
 use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use lapin::message::Delivery;
 use tokio::time::Instant;
-use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use super::handler::{JobContext, JobError, JobResult};
@@ -261,24 +262,21 @@ fn dead_letter(attempts: u32, reason: String) -> Verdict {
     Verdict::DeadLetter { attempts, reason }
 }
 
-/// Runs the handler in its own task, so a panic is caught and a timeout can abort it.
+/// Runs the handler with its timeout, catching a panic. It runs inside the delivery's own
+/// task (no second spawn per job): dropping this future, e.g. when the shutdown deadline
+/// abandons the job, drops the handler with it.
 async fn run(ready: Ready) -> Verdict {
-    // Dropping the handle aborts the handler, e.g. when the shutdown deadline abandons it.
-    let mut task = AbortOnDropHandle::new(tokio::spawn(ready.future));
-    let result: JobResult = match tokio::time::timeout(ready.timeout, &mut task).await {
+    let handler = AssertUnwindSafe(ready.future).catch_unwind();
+    let result: JobResult = match tokio::time::timeout(ready.timeout, handler).await {
         Ok(Ok(result)) => result,
-        Ok(Err(join)) if join.is_panic() => Err(JobError::Retry(format!(
+        Ok(Err(panic)) => Err(JobError::Retry(format!(
             "handler panicked: {}",
-            panic_message(join.into_panic())
+            panic_message(panic)
         ))),
-        Ok(Err(join)) => Err(JobError::Retry(format!("handler was cancelled: {join}"))),
-        Err(_) => {
-            task.abort();
-            Err(JobError::Retry(format!(
-                "timed out after {:?}",
-                ready.timeout
-            )))
-        }
+        Err(_) => Err(JobError::Retry(format!(
+            "timed out after {:?}",
+            ready.timeout
+        ))),
     };
     let attempt = ready.attempt;
     match result {

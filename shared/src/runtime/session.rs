@@ -88,6 +88,8 @@ pub(crate) struct Session {
     /// This session's jobs; cancelled when its connection is lost, for their deliveries can
     /// no longer be acked and the broker hands them to another worker.
     pub(super) jobs: TaskTracker,
+    /// Cancelled when the connection is lost, and (a child of `abandon`) when the shutdown
+    /// deadline passes.
     lost: CancellationToken,
 }
 
@@ -135,7 +137,8 @@ impl Session {
             refused,
             retry_refused: (Backoff::default(), Instant::now() + HOUSEKEEPING),
             jobs: TaskTracker::new(),
-            lost: CancellationToken::new(),
+            // A child of `abandon`: each job then waits on one token for both.
+            lost: ctx.abandon.child_token(),
         };
         session.subscribe_all(ctx).await?;
         Ok(session)
@@ -248,7 +251,6 @@ impl Session {
         let (job_ctx, lost) = (Arc::clone(ctx), self.lost.clone());
         let job = self.jobs.track_future(async move {
             tokio::select! {
-                () = job_ctx.abandon.cancelled() => {}
                 () = lost.cancelled() => {}
                 () = job_ctx.dispatcher.process(received) => {}
             }
