@@ -200,9 +200,22 @@ impl PhotoStore {
     /// arrive after the job finished: `done` is final (a duplicate's start or failure does
     /// not make a finished job look running or failed; its success is recorded), and
     /// `failed` gives way only to `done` (a dead letter shovelled back that then succeeds).
+    ///
+    /// `running` is committed without waiting for the WAL flush (`synchronous_commit` off
+    /// for that one statement): it is a progress hint, written for every job, and a crash of
+    /// PostgreSQL can lose at most the last fraction of a second of such hints, never an
+    /// outcome. Every other state waits for the flush, which also flushes the hints before it.
     pub async fn record_job(&self, record: JobRecord<'_>) -> Result<(), StoreError> {
+        let sync = if record.state == JobState::Running {
+            "off"
+        } else {
+            "on"
+        };
+        // `set_config(.., true)` lasts until this statement's own transaction commits.
         let upsert = sqlx::query(
-            "INSERT INTO image_jobs (image_id, kind, state, attempt, error) VALUES ($1, $2, $3, $4, $5)
+            "WITH durability AS (SELECT set_config('synchronous_commit', $6, true))
+             INSERT INTO image_jobs (image_id, kind, state, attempt, error)
+             SELECT $1, $2, $3, $4, $5 FROM durability
              ON CONFLICT (image_id, kind) DO UPDATE
              SET state = EXCLUDED.state, attempt = EXCLUDED.attempt, error = EXCLUDED.error, updated_at = now()
              WHERE image_jobs.state NOT IN ('done', 'failed') OR EXCLUDED.state = 'done'",
@@ -212,6 +225,7 @@ impl PhotoStore {
         .bind(record.state)
         .bind(i32::try_from(record.attempt).unwrap_or(i32::MAX))
         .bind(record.error)
+        .bind(sync)
         .execute(&self.pool);
         self.bounded("recording a job's state", upsert)
             .await
