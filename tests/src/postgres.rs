@@ -43,6 +43,18 @@ impl Postgres {
         }
     }
 
+    /// The container's id, for `docker` commands.
+    #[must_use]
+    pub fn container_id(&self) -> &str {
+        &self.container_id
+    }
+
+    /// The host port mapped to PostgreSQL's.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     fn url(&self, database: &str) -> String {
         format!(
             "postgres://postgres:postgres@127.0.0.1:{}/{database}",

@@ -202,7 +202,8 @@ async fn preamble(broker: &Broker, quick: bool) -> String {
          - {rustc}, release profile\n\
          - spike: producer and workers in containers with compose.yaml's settings (workers at \
          `cpu_shares` {}, `RUST_LOG={}`, files on a Docker volume on disk), the host's release \
-         binaries mounted into `debian:bookworm-slim`\n\
+         binaries mounted into `debian:bookworm-slim`, reaching the broker and PostgreSQL \
+         directly on Docker's bridge as in compose (not through Docker's port proxy)\n\
          - date: {}\n",
         if quick { " (quick mode)" } else { "" },
         containers::WORKER_CPU_SHARES,

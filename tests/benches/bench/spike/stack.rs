@@ -8,7 +8,7 @@ use support::{Broker, Postgres, wait_until};
 
 use crate::containers::{
     Container, LOG_LEVEL, Volume, WORKER_CPU_SHARES, WORKER_DATABASE_CONNECTIONS,
-    WORKER_JOB_CONCURRENCY,
+    WORKER_JOB_CONCURRENCY, direct_url,
 };
 use crate::processes::free_port;
 
@@ -39,13 +39,28 @@ fn app_env(amqp_url: &str, database_url: &str) -> Vec<(&'static str, String)> {
 
 pub async fn start(bin: &Path, broker: &Broker, workers: usize) -> Stack {
     let vhost = broker.vhost("spike").await.expect("vhost");
-    let database_url = Postgres::shared()
-        .database("spike")
+    let postgres = Postgres::shared();
+    let database_url = postgres.database("spike").await.expect("database");
+    let db = sqlx::PgPool::connect(&database_url)
         .await
-        .expect("database");
+        .expect("bench db");
+    let (amqp_url, database_url) = (
+        direct_url(
+            &vhost.amqp_url,
+            broker.container_id(),
+            broker.amqp_port(),
+            5672,
+        ),
+        direct_url(
+            &database_url,
+            postgres.container_id(),
+            postgres.port(),
+            5432,
+        ),
+    );
     let volume = Volume::create(&format!("bench-spike-{}", uuid::Uuid::new_v4().simple()));
     let port = free_port();
-    let mut env = app_env(&vhost.amqp_url, &database_url);
+    let mut env = app_env(&amqp_url, &database_url);
     env.push(("HTTP_ADDR", format!("127.0.0.1:{port}")));
     let producer = Container::run(bin, "producer", &["serve"], &env, &volume, None);
     let base = format!("http://127.0.0.1:{port}");
@@ -64,7 +79,7 @@ pub async fn start(bin: &Path, broker: &Broker, workers: usize) -> Stack {
     .expect("producer");
     let workers = (0..workers)
         .map(|n| {
-            let mut env = app_env(&vhost.amqp_url, &database_url);
+            let mut env = app_env(&amqp_url, &database_url);
             env.extend([
                 ("OUTBOX_DIR", "/data/outbox".to_owned()),
                 ("BLOCKLIST_FILE", "/etc/photos/blocklist.txt".to_owned()),
@@ -79,9 +94,6 @@ pub async fn start(bin: &Path, broker: &Broker, workers: usize) -> Stack {
             Container::run(bin, "worker", &[], &env, &volume, Some(WORKER_CPU_SHARES))
         })
         .collect();
-    let db = sqlx::PgPool::connect(&database_url)
-        .await
-        .expect("bench db");
     Stack {
         base,
         vhost,
