@@ -15,6 +15,8 @@ mod store;
 pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
 pub use self::recorder::StatusRecorder;
 pub use self::settings::{OpenDataError, PhotoSettings};
-pub use self::status::{ImageState, ImageStatus, JobState, JobStatus, UserProfile};
+pub use self::status::{
+    ImageState, ImageStatus, JobState, JobStatus, REJECTION_NOTICE, UserProfile,
+};
 pub use self::storage::{LocalStorage, Storage};
 pub use self::store::{Claim, ImageFacts, JobRecord, NewUpload, PhotoStore, StoreError};

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::jobs::{ModerationJob, ProfileUrlJob, ThumbnailJob};
-use super::storage::public_url;
+use super::storage::{public_url, published_key};
 use crate::job::Job;
 
 /// An upload as a whole.
@@ -71,7 +71,7 @@ pub struct ImageStatus {
     pub original_url: Option<String>,
     /// Thumbnail URLs by size (px), once made.
     pub thumbnails: BTreeMap<String, String>,
-    /// The moderation verdict's reason, when rejected.
+    /// Why it is not shown, when rejected: the same notice for every rejection.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rejection_reason: Option<String>,
     /// When it was uploaded.
@@ -89,11 +89,14 @@ pub struct UserProfile {
     pub thumbnails: BTreeMap<String, String>,
 }
 
-/// Thumbnail storage keys by size, as stored, turned into URLs.
+/// What the uploader of a rejected image is told. It names nothing of the filter's match.
+pub const REJECTION_NOTICE: &str = "the image was refused by content moderation";
+
+/// A published image's thumbnail storage keys by size, as stored, turned into URLs.
 #[must_use]
 pub fn thumbnail_urls(keys: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     keys.iter()
-        .filter_map(|(size, key)| Some((size.clone(), public_url(key)?)))
+        .filter_map(|(size, key)| Some((size.clone(), public_url(&published_key(key))?)))
         .collect()
 }
 

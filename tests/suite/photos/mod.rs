@@ -4,6 +4,7 @@ mod app;
 mod bad_uploads;
 mod fixtures;
 mod http_bounds;
+mod moderation;
 mod pipeline;
 mod records;
 mod relay;

@@ -2,12 +2,14 @@
 //!
 //! Every handler is idempotent (delivery is at least once): files are overwritten with the
 //! same content, the first moderation verdict stands, and one-time effects (the profile job,
-//! the email) go through a database claim.
+//! the email) go through a database claim. Nothing of an upload is served before moderation
+//! approved it (`publication`).
 
 mod email;
 mod join;
 mod moderation;
 mod profile;
+mod publication;
 mod thumbnails;
 
 use std::sync::Arc;

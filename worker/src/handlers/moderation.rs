@@ -30,8 +30,9 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: ModerationJob) -> JobResult {
         .await
         .or_retry("recording the verdict")?;
     if !approved {
+        // The reason names the matching entry: for the logs and the moderators' table only.
         tracing::info!(image_id = %job.image_id, ?reason, "image rejected");
-        return Ok(());
+        return pipeline.remove_served_files(job.image_id, &facts).await;
     }
     pipeline.complete_join(job.image_id, &facts).await
 }

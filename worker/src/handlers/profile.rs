@@ -1,4 +1,5 @@
-//! `update_profile_url`: the approved, processed image becomes the user's avatar.
+//! `update_profile_url`: the approved, processed image is published (its files moved to
+//! where they are served) and becomes the user's avatar.
 
 use std::sync::Arc;
 
@@ -8,6 +9,10 @@ use shared::{JobResult, ResultExt};
 use super::Pipeline;
 
 pub async fn handle(pipeline: Arc<Pipeline>, job: ProfileUrlJob) -> JobResult {
+    let Some(facts) = pipeline.facts(job.image_id).await? else {
+        return Ok(());
+    };
+    pipeline.publish_files(job.image_id, &facts).await?;
     let updated = pipeline
         .store
         .set_avatar(&job.user_id, job.image_id)

@@ -15,6 +15,11 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: ThumbnailJob) -> JobResult {
     let Some(facts) = pipeline.facts(job.image_id).await? else {
         return Ok(());
     };
+    // A rejected image gets no thumbnails; a published one has them (a duplicate delivery).
+    if facts.published || facts.moderation.as_deref() == Some("rejected") {
+        tracing::info!(image_id = %job.image_id, "thumbnails not needed");
+        return Ok(());
+    }
     let original = pipeline.original(&facts).await?;
     let sizes = pipeline.thumbnail_sizes.clone();
     let limits = pipeline.limits;

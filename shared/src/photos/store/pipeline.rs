@@ -26,10 +26,28 @@ pub struct ImageFacts {
     pub format: String,
     /// Storage key of the original.
     pub original_key: String,
+    /// Storage key of the metadata-free copy (under `pending/` until published).
+    pub public_original_key: String,
+    /// Thumbnail storage keys by size, once made.
+    pub thumbnails: Option<Json<BTreeMap<String, String>>>,
     /// `approved`, `rejected`, or not yet decided.
     pub moderation: Option<String>,
+    /// Whether its files were moved to where they are served (after its approval).
+    pub published: bool,
     /// When it was uploaded.
     pub created_at: DateTime<Utc>,
+}
+
+impl ImageFacts {
+    /// The files to serve once approved: the metadata-free copy and the thumbnails made so far.
+    #[must_use]
+    pub fn served_files(&self) -> Vec<&str> {
+        let thumbnails = self.thumbnails.iter().flat_map(|t| t.0.values());
+        std::iter::once(&self.public_original_key)
+            .chain(thumbnails)
+            .map(String::as_str)
+            .collect()
+    }
 }
 
 /// A one-time effect in progress: commit after the effect, or drop to release it.
@@ -66,7 +84,9 @@ impl PhotoStore {
     /// An image's facts; `None` if it does not exist (any more).
     pub async fn image_facts(&self, image_id: Uuid) -> Result<Option<ImageFacts>, StoreError> {
         let query = sqlx::query_as(
-            "SELECT user_id, format, original_key, moderation, created_at FROM images WHERE id = $1",
+            "SELECT user_id, format, original_key, public_original_key, thumbnails, moderation,
+                    published_at IS NOT NULL AS published, created_at
+             FROM images WHERE id = $1",
         )
         .bind(image_id)
         .fetch_optional(&self.pool);
@@ -81,6 +101,18 @@ impl PhotoStore {
         .bind(image_id)
         .fetch_one(&self.pool);
         self.bounded("reading a withdrawal", query).await
+    }
+
+    /// Records that an approved image's files are where they are served, so its URLs may be
+    /// listed.
+    pub async fn mark_published(&self, image_id: Uuid) -> Result<(), StoreError> {
+        let update = sqlx::query(
+            "UPDATE images SET published_at = now()
+             WHERE id = $1 AND moderation = 'approved' AND published_at IS NULL",
+        )
+        .bind(image_id)
+        .execute(&self.pool);
+        self.bounded("publishing an image", update).await.map(drop)
     }
 
     /// Records the thumbnails' storage keys by size.
@@ -155,14 +187,15 @@ impl PhotoStore {
         }
     }
 
-    /// Makes `image_id` the user's avatar if it is approved, has thumbnails and is not older
+    /// Makes `image_id` the user's avatar if it is approved and published, has thumbnails and is not older
     /// than the current avatar (profile jobs of two uploads may finish out of order).
     pub async fn set_avatar(&self, user_id: &str, image_id: Uuid) -> Result<bool, StoreError> {
         let update = sqlx::query(
             "UPDATE users u SET avatar_image_id = i.id, updated_at = now()
              FROM images i
              WHERE u.id = $1 AND i.id = $2 AND i.user_id = u.id
-               AND i.moderation = 'approved' AND i.thumbnails IS NOT NULL
+               AND i.moderation = 'approved' AND i.published_at IS NOT NULL
+               AND i.thumbnails IS NOT NULL
                AND (u.avatar_image_id IS NULL OR u.avatar_image_id = i.id OR
                     (SELECT created_at FROM images WHERE id = u.avatar_image_id) <= i.created_at)",
         )

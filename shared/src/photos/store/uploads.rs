@@ -8,9 +8,10 @@ use uuid::Uuid;
 
 use super::{PhotoStore, StoreError};
 use crate::photos::status::{
-    ImageStatus, JobState, JobStatus, UserProfile, image_state, largest, thumbnail_urls,
+    ImageStatus, JobState, JobStatus, REJECTION_NOTICE, UserProfile, image_state, largest,
+    thumbnail_urls,
 };
-use crate::photos::storage::public_url;
+use crate::photos::storage::{public_url, published_key};
 
 /// An upload that passed its checks and is stored.
 #[derive(Debug, Clone)]
@@ -44,7 +45,7 @@ struct ImageRow {
     public_original_key: String,
     thumbnails: Option<StoredThumbnails>,
     moderation: Option<String>,
-    moderation_reason: Option<String>,
+    published: bool,
     created_at: DateTime<Utc>,
 }
 
@@ -106,7 +107,8 @@ impl PhotoStore {
     pub async fn image_status(&self, image_id: Uuid) -> Result<Option<ImageStatus>, StoreError> {
         let reading = async {
             let Some(row) = sqlx::query_as::<_, ImageRow>(
-                "SELECT user_id, public_original_key, thumbnails, moderation, moderation_reason, created_at
+                "SELECT user_id, public_original_key, thumbnails, moderation,
+                        published_at IS NOT NULL AS published, created_at
                  FROM images WHERE id = $1",
             )
             .bind(image_id)
@@ -161,21 +163,30 @@ fn status_of(image_id: Uuid, row: ImageRow, jobs: Vec<JobRow>) -> ImageStatus {
             (job.kind, status)
         })
         .collect();
+    let has_thumbnails = row.thumbnails.is_some();
+    // Nothing is listed before moderation approved the upload and its files were moved to
+    // where they are served.
     let thumbnails = row
         .thumbnails
+        .filter(|_| row.published)
         .map(|t| thumbnail_urls(&t.0))
         .unwrap_or_default();
-    let state = image_state(row.moderation.as_deref(), !thumbnails.is_empty(), &jobs);
+    let original_url = if row.published {
+        public_url(&published_key(&row.public_original_key))
+    } else {
+        None
+    };
+    let rejected = row.moderation.as_deref() == Some("rejected");
     ImageStatus {
         image_id,
         user_id: row.user_id,
-        state,
+        state: image_state(row.moderation.as_deref(), has_thumbnails, &jobs),
         jobs,
-        original_url: public_url(&row.public_original_key),
+        original_url,
         thumbnails,
-        rejection_reason: row
-            .moderation_reason
-            .filter(|_| row.moderation.as_deref() == Some("rejected")),
+        // The verdict's own reason (which entry matched, at what distance) is for moderators:
+        // shown to the uploader, it would let them tune a banned picture until it passes.
+        rejection_reason: rejected.then(|| REJECTION_NOTICE.to_owned()),
         created_at: row.created_at,
     }
 }
