@@ -13,13 +13,15 @@ use crate::topology::{Topology, TopologyError, TopologyMode};
 /// How to reach RabbitMQ.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AmqpSettings {
-    /// RabbitMQ URL, with the vhost percent-encoded (`%2f` is `/`).
+    /// RabbitMQ URL, with the vhost percent-encoded (`%2f` is `/`). It holds a password:
+    /// `--help` does not show the environment's value, and no error repeats it.
     #[arg(
         long = "amqp-url",
         env = "AMQP_URL",
         default_value = "amqp://guest:guest@localhost:5672/%2f",
-        value_parser = parse_amqp_url,
-        hide_default_value = false
+        value_parser = AmqpUrlParser,
+        hide_default_value = false,
+        hide_env_values = true
     )]
     pub url: AMQPUri,
     /// Heartbeat interval in seconds (0 would turn heartbeats off, so it is refused).
@@ -88,10 +90,66 @@ pub fn connection_properties(name: &str) -> ConnectionProperties {
     ConnectionProperties::default().with_connection_name(name.into())
 }
 
-/// Parses an `amqp://` URL, naming what is wrong.
+/// Parses an `amqp://` URL, naming what is wrong without repeating its password.
 pub fn parse_amqp_url(url: &str) -> Result<AMQPUri, String> {
-    url.parse::<AMQPUri>()
-        .map_err(|e| format!("`{url}` is not an amqp:// URL: {e}"))
+    url.parse::<AMQPUri>().map_err(|e| {
+        let shown = without_password(url);
+        format!(
+            "`{shown}` is not an amqp:// URL: {}",
+            e.replace(url, &shown)
+        )
+    })
+}
+
+/// `url` with the password of its user info (`scheme://user:password@host`) replaced by
+/// `***`, for messages and logs.
+#[must_use]
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info
+                .split_once(':')
+                .map_or(user_info, |(user, _)| user);
+            let hidden = if user.len() == user_info.len() {
+                ""
+            } else {
+                ":***"
+            };
+            format!("{scheme}://{user}{hidden}@{host}{path}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// clap's parser for `AMQP_URL`. A plain function parser would have clap quote the whole
+/// value, password included, in its error; this one reports [`parse_amqp_url`]'s message.
+#[derive(Debug, Clone, Copy)]
+struct AmqpUrlParser;
+
+impl clap::builder::TypedValueParser for AmqpUrlParser {
+    type Value = AMQPUri;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<AMQPUri, clap::Error> {
+        let name = arg.map_or_else(|| "AMQP_URL".to_owned(), ToString::to_string);
+        let refuse = |message: String| {
+            let message = format!("invalid value for '{name}': {message}\n");
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, message).with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("the URL is not valid UTF-8".to_owned()))?;
+        parse_amqp_url(text).map_err(refuse)
+    }
 }
 
 /// Parses a human duration such as `500ms`, `10s` or `5m`.

@@ -45,7 +45,7 @@ pub struct PipelineSettings {
     pub blocklist_max_distance: u32,
     /// SMTP server for confirmation mail, e.g. `smtp://user:pass@mail:587?tls=required`.
     /// Unset: mail is written to OUTBOX_DIR instead.
-    #[arg(long, env = "SMTP_URL")]
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
     /// Folder of `.eml` files when no SMTP server is set.
     #[arg(long, env = "OUTBOX_DIR", default_value = "./outbox")]

@@ -27,11 +27,13 @@ pub enum OpenDataError {
 /// Where the photo app keeps its data.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PhotoSettings {
-    /// PostgreSQL URL of the app's database.
+    /// PostgreSQL URL of the app's database (`--help` does not show the environment's value:
+    /// it holds a password).
     #[arg(
         long,
         env = "DATABASE_URL",
-        default_value = "postgres://photos:photos@localhost:5432/photos"
+        default_value = "postgres://photos:photos@localhost:5432/photos",
+        hide_env_values = true
     )]
     pub database_url: String,
     /// Connections in the database pool.

@@ -8,6 +8,7 @@ mod moderation;
 mod pipeline;
 mod records;
 mod relay;
+mod secrets;
 mod startup;
 mod store_bounds;
 mod withdrawn;
