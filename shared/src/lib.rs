@@ -36,7 +36,8 @@ pub use publisher::{PublishError, Publisher, PublisherSettings};
 pub use retry::{RetryDecision, RetryPolicy, WaitTier};
 pub use runtime::{
     Concurrency, Handler, HumanDuration, JobContext, JobError, JobEvent, JobObserver, JobOutcome,
-    JobResult, KindSetting, Registry, ResultExt, UnknownKind, Worker, WorkerError, WorkerSettings,
+    JobResult, KindSetting, ObserveError, Observed, Registry, ResultExt, UnknownKind, Worker,
+    WorkerError, WorkerSettings,
 };
 pub use shutdown::shutdown_signal;
 pub use telemetry::init_tracing;

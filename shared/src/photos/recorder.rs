@@ -1,14 +1,11 @@
 //! Shows each job's progress on its image: the runtime's job events, written to `image_jobs`.
 
-use std::future::Future;
-use std::pin::Pin;
-
 use serde::Deserialize;
 use uuid::Uuid;
 
 use super::status::JobState;
 use super::store::{JobRecord, PhotoStore};
-use crate::runtime::{JobEvent, JobObserver, JobOutcome};
+use crate::runtime::{JobEvent, JobObserver, JobOutcome, Observed};
 
 /// Records the photo jobs' events in the database.
 #[derive(Debug, Clone)]
@@ -36,11 +33,11 @@ struct Payload {
 }
 
 impl JobObserver for StatusRecorder {
-    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Observed<'a> {
         Box::pin(async move {
             // A body that is not a photo job has no image to show it on.
             let Ok(envelope) = serde_json::from_slice::<Envelope>(event.body) else {
-                return;
+                return Ok(());
             };
             let (state, error) = match event.outcome {
                 JobOutcome::Started => (JobState::Running, None),
@@ -57,9 +54,8 @@ impl JobObserver for StatusRecorder {
                 attempt: event.attempt,
                 error,
             };
-            if let Err(error) = self.store.record_job(record).await {
-                tracing::warn!(%error, kind = event.kind, "could not record the job's state");
-            }
+            // An error keeps a final outcome's job unacked until it is recorded.
+            self.store.record_job(record).await.map_err(Into::into)
         })
     }
 }

@@ -125,6 +125,7 @@ impl Dispatcher {
             let (verdict, id, attempt) = match self.triage(&received, prior) {
                 Ok(ready) => {
                     let (id, attempt) = (Some(ready.id), ready.attempt);
+                    // A progress hint: a failure to record it is logged, not waited on.
                     self.notify(&received, id, attempt, JobOutcome::Started)
                         .await;
                     (run(ready).await, id, attempt)

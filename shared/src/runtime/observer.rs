@@ -3,9 +3,11 @@
 //!
 //! A final event is reported after a retry's or dead letter's copy is confirmed and before
 //! the original is acked: a worker that dies in between has the job redelivered, so the
-//! last word is reported again, never lost. An observer cannot fail a job: it logs its own
-//! errors. Delivery is at least once, so an observer may see a job start again after it
-//! succeeded.
+//! last word is reported again, never lost. An observer that cannot record a final event
+//! (its store is down) returns an error: the runtime tries again with backoff and acks only
+//! once it is recorded, or returns the job to its queue when it may hold it no longer. A
+//! failed `Started` or `Stalled` event (a progress hint) is only logged. Delivery is at least
+//! once, so an observer may see a job start again after it succeeded.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -63,8 +65,23 @@ pub struct JobEvent<'a> {
     pub outcome: JobOutcome<'a>,
 }
 
+/// Why an observer could not record an event.
+pub type ObserveError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What [`JobObserver::observe`] returns.
+pub type Observed<'a> = Pin<Box<dyn Future<Output = Result<(), ObserveError>> + Send + 'a>>;
+
 /// Receives every job's events.
 pub trait JobObserver: Send + Sync + 'static {
-    /// Records one event; errors are the observer's to log.
-    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+    /// Records one event. An error for a final event keeps the job unacked and is tried again.
+    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Observed<'a>;
+}
+
+impl JobOutcome<'_> {
+    /// Whether this event ends the delivery (the ack waits for it to be recorded), rather
+    /// than being a progress hint.
+    #[must_use]
+    pub fn is_final(&self) -> bool {
+        !matches!(self, Self::Started | Self::Stalled { .. })
+    }
 }

@@ -1,8 +1,8 @@
 //! Settling a verdict: park the copy it needs (a retry in a wait queue, a dead letter, a
 //! requeued or quarantined orphan), report the outcome, then ack.
 //!
-//! The original is acked only once its copy is confirmed, and the observer hears the outcome
-//! before the ack, so a crash in between repeats it rather than losing it. A copy that cannot
+//! The original is acked only once its copy is confirmed and the observer recorded the
+//! outcome, so a crash in between repeats it rather than losing it. A copy that cannot
 //! be published (an alarm, a nack, no route, no confirm) is tried again with backoff while
 //! the worker keeps the delivery, and the observer hears that the job is stalled; never a hot
 //! loop. If the broker's `consumer_timeout` would run out first, the delivery is returned to
@@ -28,8 +28,9 @@ use crate::topology::{DEAD_LETTER_EXCHANGE, EXCHANGE, QUARANTINE_EXCHANGE};
 /// which may hang, and the delivery is held meanwhile.
 pub(crate) const OBSERVER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Waits between attempts to park a copy: from half a second, doubling, to half a minute.
-fn park_backoff() -> Backoff {
+/// Waits between attempts to park a copy or record an outcome: from half a second,
+/// doubling, to half a minute.
+fn settle_backoff() -> Backoff {
     Backoff::new(Duration::from_millis(500), Duration::from_secs(30))
 }
 
@@ -61,8 +62,13 @@ impl Dispatcher {
                 return;
             }
         }
-        self.notify(received, id, attempt, verdict.outcome()).await;
-        ack(&received.delivery).await;
+        if self.record(received, id, attempt, verdict.outcome()).await {
+            ack(&received.delivery).await;
+        } else {
+            // Its outcome is not recorded: redelivered, the job runs again (handlers are
+            // idempotent) and its outcome is recorded then.
+            release(&received.delivery).await;
+        }
     }
 
     /// Publishes the copy, confirmed, trying again with backoff until it is in or the hold
@@ -76,7 +82,7 @@ impl Dispatcher {
         copy: Outgoing<'_>,
     ) -> bool {
         let deadline = received.at + self.hold_limit.saturating_sub(OBSERVER_TIMEOUT);
-        let mut backoff = park_backoff();
+        let mut backoff = settle_backoff();
         let mut stalled = false;
         loop {
             let budget = deadline.saturating_duration_since(Instant::now());
@@ -94,7 +100,8 @@ impl Dispatcher {
             if !stalled {
                 stalled = true;
                 let outcome = JobOutcome::Stalled { reason: &reason };
-                self.notify(received, id, attempt, outcome).await;
+                // A progress hint: the outcome that follows is the one that must be recorded.
+                let _ = self.notify(received, id, attempt, outcome).await;
             }
             let delay = backoff.next_delay();
             if Instant::now() + delay >= deadline {
@@ -109,16 +116,45 @@ impl Dispatcher {
         }
     }
 
-    /// Tells the observer, if any, within [`OBSERVER_TIMEOUT`].
+    /// Has the observer, if any, record a final outcome, trying again with backoff while it
+    /// fails (its store is down) and the delivery may still be held. True when recorded.
+    async fn record(
+        &self,
+        received: &Received,
+        id: Option<JobId>,
+        attempt: u32,
+        outcome: JobOutcome<'_>,
+    ) -> bool {
+        let deadline = received.at + self.hold_limit;
+        let mut backoff = settle_backoff();
+        loop {
+            if self.notify(received, id, attempt, outcome).await {
+                return true;
+            }
+            let delay = backoff.next_delay();
+            if Instant::now() + delay + OBSERVER_TIMEOUT >= deadline {
+                tracing::error!(
+                    held = ?received.at.elapsed(),
+                    "the job's outcome could not be recorded for as long as it may be held; returning it to its queue"
+                );
+                return false;
+            }
+            tracing::warn!(retry_in = ?delay, "the job's outcome is not recorded yet; the ack waits");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Tells the observer, if any, within [`OBSERVER_TIMEOUT`]; true when it recorded the
+    /// event (or there is none). A failure is logged.
     pub(crate) async fn notify(
         &self,
         received: &Received,
         id: Option<JobId>,
         attempt: u32,
         outcome: JobOutcome<'_>,
-    ) {
+    ) -> bool {
         let Some(observer) = self.registry.observer() else {
-            return;
+            return true;
         };
         let event = JobEvent {
             kind: received.kind,
@@ -127,11 +163,16 @@ impl Dispatcher {
             body: &received.delivery.data,
             outcome,
         };
-        if tokio::time::timeout(OBSERVER_TIMEOUT, observer.observe(event))
-            .await
-            .is_err()
-        {
-            tracing::warn!(timeout = ?OBSERVER_TIMEOUT, "the job observer did not record the event in time");
+        match tokio::time::timeout(OBSERVER_TIMEOUT, observer.observe(event)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, final_event = outcome.is_final(), "the job observer could not record the event");
+                false
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?OBSERVER_TIMEOUT, final_event = outcome.is_final(), "the job observer did not record the event in time");
+                false
+            }
         }
     }
 }

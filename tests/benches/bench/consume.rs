@@ -16,7 +16,9 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 use serde::Deserialize;
-use shared::{Job, JobContext, JobEvent, JobId, JobObserver, JobOutcome, Registry, work_queue};
+use shared::{
+    Job, JobContext, JobEvent, JobId, JobObserver, JobOutcome, Observed, Registry, work_queue,
+};
 use tokio::sync::Notify;
 
 use crate::throughput::{Bench, NoopJob, RunningWorker, worker_settings};
@@ -90,10 +92,7 @@ struct Settled {
 struct CountSettled(Arc<Settled>);
 
 impl JobObserver for CountSettled {
-    fn observe<'a>(
-        &'a self,
-        event: JobEvent<'a>,
-    ) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Observed<'a> {
         Box::pin(async move {
             let settled = &self.0;
             if event.outcome == JobOutcome::Succeeded
@@ -101,6 +100,7 @@ impl JobObserver for CountSettled {
             {
                 settled.reached.notify_one();
             }
+            Ok(())
         })
     }
 }

@@ -1,10 +1,7 @@
 //! The observer hears a job's outcome before the broker forgets the job, so a status page
 //! never shows "running" for a job a dead worker finished.
 
-use std::future::Future;
-use std::pin::Pin;
-
-use shared::{Job, JobEvent, JobObserver, JobOutcome, work_queue};
+use shared::{Job, JobEvent, JobObserver, JobOutcome, Observed, work_queue};
 use tokio::sync::mpsc;
 
 use crate::helpers::{Echo, PATIENCE, Recorder, echo_registry, spawn_app, succeed};
@@ -13,12 +10,13 @@ use crate::helpers::{Echo, PATIENCE, Recorder, echo_registry, spawn_app, succeed
 struct StuckOnSuccess(mpsc::UnboundedSender<()>);
 
 impl JobObserver for StuckOnSuccess {
-    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Observed<'a> {
         Box::pin(async move {
             if event.outcome == JobOutcome::Succeeded {
                 let _ = self.0.send(());
                 std::future::pending::<()>().await;
             }
+            Ok(())
         })
     }
 }

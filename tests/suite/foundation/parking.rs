@@ -2,13 +2,11 @@
 //! with backoff and shown as stalled: never a hot loop, never a silent loss, and never held
 //! past the broker's `consumer_timeout`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use shared::{
-    HumanDuration, Job, JobError, JobEvent, JobObserver, JobOutcome, KindSetting, Topology,
-    dead_letter_queue, work_queue,
+    HumanDuration, Job, JobError, JobEvent, JobObserver, JobOutcome, KindSetting, Observed,
+    Topology, dead_letter_queue, work_queue,
 };
 use tokio::sync::mpsc;
 
@@ -20,11 +18,12 @@ use crate::helpers::{
 struct Stalls(mpsc::UnboundedSender<String>);
 
 impl JobObserver for Stalls {
-    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    fn observe<'a>(&'a self, event: JobEvent<'a>) -> Observed<'a> {
         Box::pin(async move {
             if let JobOutcome::Stalled { reason } = event.outcome {
                 let _ = self.0.send(reason.to_owned());
             }
+            Ok(())
         })
     }
 }

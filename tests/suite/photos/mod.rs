@@ -10,5 +10,6 @@ mod records;
 mod relay;
 mod secrets;
 mod startup;
+mod status_writes;
 mod store_bounds;
 mod withdrawn;
