@@ -78,6 +78,10 @@ pub struct ServeSettings {
     /// Longest an upload's body may take to arrive; a client that stalls gets 408.
     #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub body_read_timeout: Duration,
+    /// Longest an upload waits for room in the decode memory budget (DECODE_MEMORY_MIB);
+    /// past it the upload gets 503 with `Retry-After`.
+    #[arg(long, env = "DECODE_WAIT", default_value = "2s", value_parser = positive_duration)]
+    pub decode_wait: Duration,
     /// Longest a graceful shutdown waits for requests in flight; then the process exits
     /// without them.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = positive_duration)]

@@ -103,6 +103,8 @@ pub async fn app_state(
         store,
         storage: Arc::new(storage),
         limits: photos.limits(),
+        decode_budget: photos.decode_budget(),
+        decode_wait: settings.decode_wait,
         max_upload_bytes: usize::try_from(settings.max_upload_bytes).context("MAX_UPLOAD_BYTES")?,
         body_read_timeout: settings.body_read_timeout,
     })

@@ -52,7 +52,8 @@ pub async fn pipeline(
     let filter: Box<dyn ContentFilter> = match &settings.blocklist_file {
         Some(path) => Box::new(
             HashBlocklist::from_file(path, settings.blocklist_max_distance)
-                .with_context(|| format!("reading BLOCKLIST_FILE {}", path.display()))?,
+                .with_context(|| format!("reading BLOCKLIST_FILE {}", path.display()))?
+                .with_limits(photos.limits()),
         ),
         None => Box::new(HashBlocklist::empty()),
     };
@@ -82,5 +83,6 @@ pub async fn pipeline(
         public_base_url: settings.public_base_url.clone(),
         thumbnail_sizes: settings.thumbnail_sizes.clone(),
         limits: photos.limits(),
+        decode_budget: photos.decode_budget(),
     })
 }

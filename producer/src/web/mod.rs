@@ -14,7 +14,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use shared::Publisher;
-use shared::photos::imaging::UploadLimits;
+use shared::photos::imaging::{DecodeBudget, UploadLimits};
 use shared::photos::{LocalStorage, PhotoStore};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -30,6 +30,10 @@ pub struct AppState {
     pub store: PhotoStore,
     pub storage: Arc<LocalStorage>,
     pub limits: UploadLimits,
+    /// Memory for concurrent decodes, shared by every upload.
+    pub decode_budget: DecodeBudget,
+    /// Longest an upload waits for room in it.
+    pub decode_wait: Duration,
     /// Largest request body, bytes.
     pub max_upload_bytes: usize,
     /// Longest an upload's body may take to arrive.

@@ -12,13 +12,18 @@ use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-use shared::photos::imaging::{CheckedImage, UploadError, check_upload, strip_metadata};
+use shared::photos::imaging::{
+    CheckedImage, UploadError, check_upload, decode_cost, strip_metadata,
+};
 use shared::photos::storage::{original_key, public_original_key};
 use shared::photos::{EmailJob, ModerationJob, NewUpload, Storage, ThumbnailJob};
 use shared::{Job, PublishError};
 use uuid::Uuid;
 
 use super::{ApiError, AppState};
+
+/// What a client refused for a full decode budget is told to wait.
+const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// A user id is 1 to 64 of `[A-Za-z0-9_-]`.
 pub fn check_user_id(user_id: &str) -> Result<(), ApiError> {
@@ -113,9 +118,24 @@ async fn queue_jobs(app: &AppState, image_id: Uuid, user_id: &str) -> Result<(),
 }
 
 /// Checks the image off the async threads (decoding is CPU work) and makes the public copy.
+/// The decode first reserves the memory its header declares: with the budget full beyond
+/// `decode_wait`, the client is told to come back rather than the process growing.
 async fn inspect(app: &AppState, bytes: Bytes) -> Result<(CheckedImage, Vec<u8>, Bytes), ApiError> {
     let limits = app.limits;
+    let cost = decode_cost(&bytes, &limits).map_err(upload_error)?;
+    let room = app
+        .decode_budget
+        .reserve_within(cost, app.decode_wait)
+        .await
+        .map_err(|full| {
+            tracing::warn!(%full, cost, "upload refused: the decode memory budget is full");
+            ApiError::busy(
+                "the server is decoding as many images as its memory allows; please try again shortly",
+                RETRY_AFTER,
+            )
+        })?;
     tokio::task::spawn_blocking(move || {
+        let _room = room;
         let checked = check_upload(&bytes, &limits).map_err(upload_error)?;
         let public_copy = strip_metadata(&bytes, checked.format).map_err(|e| {
             ApiError::new(

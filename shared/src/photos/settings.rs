@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::imaging::UploadLimits;
+use super::imaging::{DecodeBudget, UploadLimits};
 use super::storage::LocalStorage;
 use super::store::{PhotoStore, StoreError};
 use crate::backoff::Backoff;
@@ -52,6 +52,12 @@ pub struct PhotoSettings {
     #[arg(long, env = "MAX_IMAGE_PIXELS", default_value_t = 50_000_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub max_image_pixels: u64,
+    /// Memory for decoding images at once, in MiB: each decode reserves what its header
+    /// declares (a 12-megapixel photo about 36 MiB, 49 megapixels about 147 MiB) and waits
+    /// while the budget is full. One decode larger than the budget runs alone.
+    #[arg(long, env = "DECODE_MEMORY_MIB", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=1_048_576))]
+    pub decode_memory_mib: u64,
 }
 
 impl PhotoSettings {
@@ -61,6 +67,12 @@ impl PhotoSettings {
         UploadLimits {
             max_pixels: self.max_image_pixels,
         }
+    }
+
+    /// The decode memory budget these settings give (one per process).
+    #[must_use]
+    pub fn decode_budget(&self) -> DecodeBudget {
+        DecodeBudget::new(self.decode_memory_mib.saturating_mul(1024 * 1024))
     }
 
     /// Connects to the database (migrating it) and opens the storage directory. A database

@@ -64,6 +64,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         database_statement_timeout: Duration::from_secs(5),
         storage_dir: dir.join("storage"),
         max_image_pixels: 50_000_000,
+        decode_memory_mib: 256,
     };
     let pipeline = worker::PipelineSettings {
         photos: photos.clone(),
@@ -85,6 +86,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         max_upload_bytes: options.max_upload_bytes,
         body_read_timeout: options.body_read_timeout,
+        decode_wait: Duration::from_secs(2),
         shutdown_timeout: options.shutdown_timeout,
         photos,
     };

@@ -45,6 +45,19 @@ pub fn png_bomb() -> Vec<u8> {
     bytes
 }
 
+/// A valid PNG of `side` x `side` pixels of one colour, at the best compression: a small
+/// file (about 150 KiB at 7000 px) that decodes to `side`² x 3 bytes.
+pub fn compressed_png(side: u32) -> Vec<u8> {
+    use image::ImageEncoder;
+    use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+    let mut out = Vec::new();
+    let pixels = vec![0u8; side as usize * side as usize * 3];
+    PngEncoder::new_with_quality(&mut out, CompressionType::Best, FilterType::NoFilter)
+        .write_image(&pixels, side, side, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
 /// The start of a BMP file: an image format we do not take.
 pub fn bmp() -> Vec<u8> {
     let mut bytes = b"BM".to_vec();

@@ -2,6 +2,7 @@
 
 mod app;
 mod bad_uploads;
+mod decode_budget;
 mod fixtures;
 mod http_bounds;
 mod moderation;

@@ -84,6 +84,7 @@ fn photo_settings(database_url: String, dir: &std::path::Path) -> PhotoSettings 
         database_statement_timeout: Duration::from_secs(5),
         storage_dir: dir.join("storage"),
         max_image_pixels: 50_000_000,
+        decode_memory_mib: 256,
     }
 }
 
@@ -187,6 +188,7 @@ fn serve_cli(http_addr: SocketAddr, amqp: AmqpSettings, photos: PhotoSettings) -
         http_addr,
         max_upload_bytes: 20 * 1024 * 1024,
         body_read_timeout: Duration::from_secs(30),
+        decode_wait: Duration::from_secs(2),
         shutdown_timeout: Duration::from_secs(5),
         photos,
     };

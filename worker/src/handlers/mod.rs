@@ -15,7 +15,9 @@ mod thumbnails;
 use std::sync::Arc;
 
 use lettre::message::Mailbox;
-use shared::photos::imaging::{ContentFilter, UploadLimits};
+use shared::photos::imaging::{
+    ContentFilter, DecodeBudget, DecodeReservation, UploadLimits, decode_cost,
+};
 use shared::photos::{
     EmailJob, ImageFacts, LocalStorage, ModerationJob, PhotoStore, ProfileUrlJob, StatusRecorder,
     ThumbnailJob,
@@ -40,6 +42,8 @@ pub struct Pipeline {
     pub public_base_url: String,
     pub thumbnail_sizes: Vec<u32>,
     pub limits: UploadLimits,
+    /// Memory for decodes at once, shared by every handler of this process.
+    pub decode_budget: DecodeBudget,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -76,13 +80,19 @@ impl Pipeline {
         )))
     }
 
-    /// The original upload's bytes.
-    async fn original(&self, facts: &ImageFacts) -> Result<Vec<u8>, JobError> {
+    /// The original upload's bytes, with room reserved in the decode budget for decoding
+    /// them (held until the reservation is dropped).
+    async fn original(&self, facts: &ImageFacts) -> Result<(Vec<u8>, DecodeReservation), JobError> {
         use shared::photos::Storage;
-        self.storage
+        let original = self
+            .storage
             .get(&facts.original_key)
             .await
-            .or_retry("reading the original")
+            .or_retry("reading the original")?;
+        // The upload passed this check once; failing it now is the image's fault for good.
+        let cost = decode_cost(&original, &self.limits)
+            .map_err(|e| JobError::permanent(format!("reading the original's header: {e}")))?;
+        Ok((original, self.decode_budget.reserve(cost).await))
     }
 }
 

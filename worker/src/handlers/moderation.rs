@@ -12,11 +12,14 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: ModerationJob) -> JobResult {
     let Some(facts) = pipeline.facts(job.image_id).await? else {
         return Ok(());
     };
-    let original = pipeline.original(&facts).await?;
+    let (original, room) = pipeline.original(&facts).await?;
     let checker = Arc::clone(&pipeline);
     let verdict = pipeline
         .cpu
-        .run(move || checker.filter.check(&original))
+        .run(move || {
+            let _room = room;
+            checker.filter.check(&original)
+        })
         .await
         .or_retry("the moderation task")?
         .map_err(|e| JobError::permanent(format!("moderating: {e}")))?;

@@ -20,14 +20,17 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: ThumbnailJob) -> JobResult {
         tracing::info!(image_id = %job.image_id, "thumbnails not needed");
         return Ok(());
     }
-    let original = pipeline.original(&facts).await?;
+    let (original, room) = pipeline.original(&facts).await?;
     let sizes = pipeline.thumbnail_sizes.clone();
     let limits = pipeline.limits;
     // Decoding and resizing are CPU work: off the async threads, and no more at once than
     // there are cores, however many jobs this worker runs.
     let thumbnails = pipeline
         .cpu
-        .run(move || make_thumbnails(&original, &sizes, &limits))
+        .run(move || {
+            let _room = room;
+            make_thumbnails(&original, &sizes, &limits)
+        })
         .await
         .or_retry("the thumbnail task")?
         .map_err(|e| JobError::permanent(format!("making thumbnails: {e}")))?;

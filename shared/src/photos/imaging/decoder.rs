@@ -80,6 +80,11 @@ impl<'a> GuardedDecoder<'a> {
         self.checked
     }
 
+    /// The bytes the decoded pixels will take, as the header declares them.
+    pub(crate) fn decoded_bytes(&self) -> u64 {
+        self.decoder.total_bytes()
+    }
+
     /// The EXIF orientation; unreadable EXIF means the camera did not rotate anything we can
     /// trust, so it counts as upright rather than failing the image.
     pub(crate) fn orientation(&mut self) -> Orientation {

@@ -6,6 +6,7 @@
 //! run under memory limits, so hostile input fails fast with a message fit for the uploader.
 
 mod blocklist;
+mod budget;
 mod decoder;
 mod fingerprint;
 mod format;
@@ -21,6 +22,7 @@ mod thumbnails;
 mod upload;
 
 pub use self::blocklist::{BlocklistError, ContentFilter, HashBlocklist, ModerationVerdict};
+pub use self::budget::{BudgetFull, DecodeBudget, DecodeReservation, decode_cost};
 pub use self::fingerprint::{Fingerprint, FingerprintError, ParseFingerprintError};
 pub use self::format::{ACCEPTED_FORMATS, ImageFormat, UnknownFormat};
 pub use self::metadata::{MetadataError, strip_metadata};
