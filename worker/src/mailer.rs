@@ -1,8 +1,8 @@
 //! Sending mail: SMTP when `SMTP_URL` is set, otherwise `.eml` files in an outbox folder
 //! (the embedded default, for development and tests).
 //!
-//! A confirmation is sent again when a worker dies between sending it and committing its
-//! claim, so every message carries a Message-ID derived from what it is about: receivers
+//! A confirmation is sent again when a worker dies between sending it and recording it, so
+//! every message carries a Message-ID derived from what it is about: receivers
 //! can deduplicate on it, and the outbox names the file after it, so a repeat rewrites the
 //! same file instead of adding one.
 

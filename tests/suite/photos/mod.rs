@@ -5,6 +5,7 @@ mod bad_uploads;
 mod decode_budget;
 mod fixtures;
 mod http_bounds;
+mod mail;
 mod moderation;
 mod pipeline;
 mod records;

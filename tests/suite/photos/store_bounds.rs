@@ -112,7 +112,7 @@ async fn queries_on_a_connection_gone_silent_fail_in_time_and_work_again_once_it
     relay.set(Mode::Freeze);
     assert_times_out("ping", store.ping()).await;
     assert_times_out("image_status", store.image_status(image_id)).await;
-    assert_times_out("claim_email", store.claim_email(image_id, "judy@x")).await;
+    assert_times_out("begin_email", store.begin_email(image_id, "judy@x")).await;
 
     relay.set(Mode::Forward);
     support::wait_until(

@@ -37,22 +37,26 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: EmailJob) -> JobResult {
             facts.user_id
         ))
         .or_permanent("building the message")?;
-    // The claim is committed after sending: a crash in between sends again on redelivery,
-    // a duplicate delivery after it sends nothing.
-    let Some(claim) = pipeline
+    // `sending` before, `sent` after, each in a statement of its own: a crash in between
+    // sends again on redelivery (same Message-ID), a delivery after `sent` sends nothing.
+    let already_sent = pipeline
         .store
-        .claim_email(job.image_id, &recipient)
+        .begin_email(job.image_id, &recipient)
         .await
-        .or_retry("claiming the email")?
-    else {
+        .or_retry("recording the mail's start")?;
+    if already_sent {
         tracing::info!(image_id = %job.image_id, "confirmation already sent");
         return Ok(());
-    };
+    }
     pipeline
         .mailer
         .send(message)
         .await
         .or_retry("sending the email")?;
-    claim.commit().await.or_retry("recording the email")?;
+    pipeline
+        .store
+        .email_sent(job.image_id)
+        .await
+        .or_retry("recording the email")?;
     Ok(())
 }

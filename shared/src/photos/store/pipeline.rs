@@ -1,10 +1,11 @@
 //! The workers' side: what each handler records, and the race-free join that publishes
 //! `update_profile_url` exactly when both thumbnails and moderation are through.
 //!
-//! Every write is idempotent, because a job can be delivered twice. One-time effects (the
-//! profile job, the email) are guarded by a [`Claim`]: a row-locking transaction that is
-//! committed only after the effect happened, so a crash in between releases the claim
-//! and the redelivered job tries again.
+//! Every write is idempotent, because a job can be delivered twice. The profile job is
+//! guarded by a [`Claim`]: a row-locking transaction that is committed only after the job was
+//! confirmed (milliseconds), so a crash in between releases the claim and the redelivered job
+//! tries again. The mail is recorded `sending`, then `sent`, in statements of their own,
+//! because an SMTP exchange can take a minute and must not hold a connection.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -206,27 +207,33 @@ impl PhotoStore {
         Ok(updated.rows_affected() > 0)
     }
 
-    /// Claims sending the upload's confirmation email, unless it was sent already.
-    pub async fn claim_email(
-        &self,
-        image_id: Uuid,
-        recipient: &str,
-    ) -> Result<Option<Claim>, StoreError> {
-        let claiming = async {
-            let mut tx = self.pool.begin().await?;
-            let inserted = sqlx::query(
-                "INSERT INTO sent_emails (image_id, recipient) VALUES ($1, $2)
-                 ON CONFLICT (image_id) DO NOTHING",
-            )
-            .bind(image_id)
-            .bind(recipient)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            Ok((inserted > 0).then_some(tx))
-        };
-        let tx = self.bounded("claiming the email", claiming).await?;
-        Ok(tx.map(|tx| self.claim(tx)))
+    /// Records that the upload's confirmation mail is about to be sent; true if it was sent
+    /// already (nothing to do). One short statement: no transaction is held while the mail
+    /// server answers. A row left `sending` by a worker that died mid-send is sent again.
+    pub async fn begin_email(&self, image_id: Uuid, recipient: &str) -> Result<bool, StoreError> {
+        // The no-op update makes an existing row come back too, with its state.
+        let upsert = sqlx::query_scalar::<_, String>(
+            "INSERT INTO sent_emails (image_id, recipient, state) VALUES ($1, $2, 'sending')
+             ON CONFLICT (image_id) DO UPDATE SET recipient = sent_emails.recipient
+             RETURNING state",
+        )
+        .bind(image_id)
+        .bind(recipient)
+        .fetch_one(&self.pool);
+        let state = self.bounded("recording a mail's start", upsert).await?;
+        Ok(state == "sent")
+    }
+
+    /// Records that the upload's confirmation mail went out.
+    pub async fn email_sent(&self, image_id: Uuid) -> Result<(), StoreError> {
+        let update = sqlx::query(
+            "UPDATE sent_emails SET state = 'sent', sent_at = now() WHERE image_id = $1",
+        )
+        .bind(image_id)
+        .execute(&self.pool);
+        self.bounded("recording a sent mail", update)
+            .await
+            .map(drop)
     }
 
     /// Shows a job's new state. Delivery is at least once, so events of a duplicate may
