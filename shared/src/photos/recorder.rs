@@ -54,8 +54,18 @@ impl JobObserver for StatusRecorder {
                 attempt: event.attempt,
                 error,
             };
-            // An error keeps a final outcome's job unacked until it is recorded.
-            self.store.record_job(record).await.map_err(Into::into)
+            match self.store.record_job(record).await {
+                Ok(()) => Ok(()),
+                // The database is down or busy: an error keeps a final outcome's job unacked,
+                // and the write is tried again.
+                Err(error) if error.is_transient() => Err(error.into()),
+                // Trying again cannot help (the image is gone: a withdrawn upload, a job for
+                // an image that never existed), and there is no status to show it on.
+                Err(error) => {
+                    tracing::warn!(%error, kind = event.kind, "the job's state cannot be recorded; not trying again");
+                    Ok(())
+                }
+            }
         })
     }
 }

@@ -8,15 +8,16 @@ use super::app::{Options, spawn_photo_app};
 use super::fixtures::{jpeg, photo};
 use crate::helpers::PATIENCE;
 
-/// Refuses to record `process_thumbnails` as done, counting each refusal in a sequence (which
-/// a failed statement does not roll back).
+/// Refuses to record `process_thumbnails` as done, as a database that is not available does,
+/// counting each refusal in a sequence (which a failed statement does not roll back).
 const REFUSE_THUMBNAILS_DONE: &str = "
     CREATE SEQUENCE refused_writes;
     CREATE FUNCTION refuse_thumbnails_done() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
         IF NEW.kind = 'process_thumbnails' AND NEW.state = 'done' THEN
             PERFORM nextval('refused_writes');
-            RAISE EXCEPTION 'status writes refused by the test';
+            -- As a database that is starting up answers: a transient failure.
+            RAISE EXCEPTION 'status writes refused by the test' USING ERRCODE = '57P03';
         END IF;
         RETURN NEW;
     END $$;
