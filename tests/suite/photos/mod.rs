@@ -6,6 +6,7 @@ mod decode_budget;
 mod fixtures;
 mod http_bounds;
 mod mail;
+mod metadata;
 mod moderation;
 mod pipeline;
 mod records;

@@ -25,8 +25,8 @@ const APP15: u8 = 0xEF;
 const COM: u8 = 0xFE;
 
 /// Returns a copy of the JPEG without privacy metadata: EXIF and XMP (APP1), IPTC (APP13),
-/// comments, and every other APPn except the JFIF header (APP0), the ICC profile (APP2) and
-/// Adobe's colour-transform flag (APP14). Anything after the end-of-image marker is dropped too.
+/// comments, and every other APPn except a JFIF header without thumbnail (APP0), the ICC
+/// profile (APP2) and Adobe's colour-transform flag (APP14). Anything after the end-of-image marker is dropped too.
 pub(crate) fn strip(bytes: &[u8]) -> Result<Vec<u8>, MalformedJpeg> {
     let mut out = Vec::with_capacity(bytes.len());
     walk(bytes, |kept| out.extend_from_slice(kept))?;
@@ -124,14 +124,22 @@ fn segment_end(bytes: &[u8], start: usize) -> Result<usize, MalformedJpeg> {
 
 fn is_metadata(marker: u8, contents: &[u8]) -> bool {
     match marker {
-        // A JFXX APP0 holds a thumbnail, which may show the picture before it was cropped.
-        APP0 => !contents.starts_with(b"JFIF\0"),
+        // A JFXX APP0 holds a thumbnail, which may show the picture before it was cropped, and
+        // so may a JFIF header (its thumbnail size bytes are not zero): only a bare JFIF
+        // header stays (decoders do not need it; it is kept as found when it holds nothing).
+        APP0 => !is_bare_jfif(contents),
         // APP2 also carries multi-picture indexes and FlashPix data; only the profile stays.
         APP2 => !contents.starts_with(b"ICC_PROFILE\0"),
         APP14 => !contents.starts_with(b"Adobe"),
         APP1..=APP15 | COM => true,
         _ => false,
     }
+}
+
+/// A JFIF header without a thumbnail: `JFIF\0`, version, units, densities, then a 0x0
+/// thumbnail size and nothing after.
+fn is_bare_jfif(contents: &[u8]) -> bool {
+    contents.starts_with(b"JFIF\0") && contents.get(12..) == Some(&[0, 0][..])
 }
 
 #[cfg(test)]
@@ -157,7 +165,9 @@ mod tests {
 
     #[test]
     fn keeps_image_segments_and_drops_metadata_everywhere() -> Result<(), MalformedJpeg> {
-        let jfif = segment(APP0, b"JFIF\0\x01\x01");
+        let jfif = segment(APP0, b"JFIF\0\x01\x02\0\0\x01\0\x01\0\0");
+        // A JFIF header carrying a 1x1 thumbnail (3 bytes of RGB) is dropped whole.
+        let jfif_thumbnail = segment(APP0, b"JFIF\0\x01\x02\0\0\x01\0\x01\x01\x01RGB");
         let exif = segment(APP1, b"Exif\0\0GPS");
         let icc = segment(APP2, b"ICC_PROFILE\0\x01\x01profile");
         let mpf = segment(APP2, b"MPF\0index");
@@ -172,6 +182,7 @@ mod tests {
         let trailing = b"\xFF\xD8 secondary image with its own EXIF".to_vec();
         let input = jpeg(&[
             jfif.clone(),
+            jfif_thumbnail,
             exif,
             icc.clone(),
             mpf,

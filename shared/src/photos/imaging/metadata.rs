@@ -6,13 +6,25 @@ use img_parts::Bytes;
 use img_parts::ImageEXIF;
 use img_parts::png::Png;
 use img_parts::riff::{RiffChunk, RiffContent};
-use img_parts::webp::{CHUNK_VP8X, CHUNK_XMP, WebP};
+use img_parts::webp::{CHUNK_EXIF, CHUNK_VP8X, WebP};
 
 use super::format::ImageFormat;
 use super::{gif_metadata, jpeg_metadata};
 
-/// PNG chunks that hold metadata rather than pixels or colour information.
-const PNG_METADATA_CHUNKS: [&[u8; 4]; 5] = [b"eXIf", b"tEXt", b"zTXt", b"iTXt", b"tIME"];
+/// The PNG chunks a served copy keeps: what rendering needs (the image, its palette and
+/// transparency, APNG frames) and the colour information. Everything else goes, named or not:
+/// text and XMP (`tEXt`, `zTXt`, `iTXt`), EXIF, timestamps, C2PA manifests (`caBX`) and any
+/// private chunk.
+const PNG_KEPT_CHUNKS: [&[u8; 4]; 14] = [
+    b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"iCCP", b"sBIT", b"sRGB",
+    b"cICP", b"acTL", b"fcTL", b"fdAT",
+];
+
+/// The WebP chunks a served copy keeps: the bitstreams, alpha, animation and the colour
+/// profile. EXIF, XMP and any other chunk go.
+const WEBP_KEPT_CHUNKS: [&[u8; 4]; 7] = [
+    b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ANIM", b"ANMF", b"ICCP",
+];
 
 /// The VP8X flag announcing an XMP chunk, which `img-parts` does not clear when the chunk goes.
 const VP8X_XMP_FLAG: u8 = 0b0000_0100;
@@ -32,10 +44,13 @@ pub enum MetadataError {
 
 /// Returns a copy of `bytes` without privacy metadata, leaving the encoded pixels as they are.
 ///
-/// - JPEG: drops EXIF/XMP, IPTC, comments and every APPn but JFIF, ICC and Adobe, including
-///   segments between scans and anything after the end-of-image marker.
-/// - PNG: drops `eXIf`, `tEXt`, `zTXt`, `iTXt` and `tIME` chunks, and bytes after `IEND`.
-/// - WebP: drops the `EXIF` and `XMP ` chunks and their VP8X flags.
+/// - JPEG: drops EXIF/XMP, IPTC, comments and every APPn but a JFIF header without thumbnail,
+///   ICC and Adobe, including segments between scans and anything after the end-of-image
+///   marker.
+/// - PNG: keeps only the chunks rendering needs and colour information ([`PNG_KEPT_CHUNKS`]),
+///   and drops bytes after `IEND`.
+/// - WebP: keeps only the bitstream, alpha, animation and ICC chunks ([`WEBP_KEPT_CHUNKS`]),
+///   and clears the VP8X flags of what went.
 /// - GIF: drops comment extensions and application extensions other than looping
 ///   (`NETSCAPE2.0`, `ANIMEXTS1.0`), and bytes after the trailer.
 ///
@@ -53,13 +68,21 @@ pub fn strip_metadata(bytes: &[u8], format: ImageFormat) -> Result<Vec<u8>, Meta
 fn strip_png(bytes: &[u8]) -> Result<Vec<u8>, img_parts::Error> {
     let mut png = Png::from_bytes(Bytes::copy_from_slice(bytes))?;
     png.chunks_mut()
-        .retain(|chunk| !PNG_METADATA_CHUNKS.contains(&&chunk.kind()));
+        .retain(|chunk| PNG_KEPT_CHUNKS.contains(&&chunk.kind()));
     Ok(png.encoder().bytes().to_vec())
 }
 
 fn strip_webp(bytes: &[u8]) -> Result<Vec<u8>, img_parts::Error> {
     let mut webp = WebP::from_bytes(Bytes::copy_from_slice(bytes))?;
-    webp.remove_chunks_by_id(CHUNK_XMP);
+    let unwanted: Vec<[u8; 4]> = webp
+        .chunks()
+        .iter()
+        .map(RiffChunk::id)
+        .filter(|id| !WEBP_KEPT_CHUNKS.contains(&id) && *id != CHUNK_EXIF)
+        .collect();
+    for id in unwanted {
+        webp.remove_chunks_by_id(id);
+    }
     // Going through `set_exif` rather than removing the chunk keeps the VP8X flags in step,
     // and drops the VP8X chunk entirely when nothing left needs the extended format.
     webp.set_exif(None);
@@ -87,7 +110,7 @@ mod tests {
     use crate::photos::imaging::test_images;
     use img_parts::jpeg::{Jpeg, JpegSegment, markers};
     use img_parts::png::PngChunk;
-    use img_parts::webp::CHUNK_EXIF;
+    use img_parts::webp::{CHUNK_EXIF, CHUNK_XMP};
 
     type TestResult = Result<(), Box<dyn std::error::Error>>;
 
