@@ -152,8 +152,15 @@ impl PhotoStore {
     /// nobody claimed it yet. Called by each side after committing its own result: the row
     /// lock makes a concurrent claimant wait and then see the claim, so exactly one publishes.
     pub async fn claim_profile_update(&self, image_id: Uuid) -> Result<Option<Claim>, StoreError> {
-        let claiming = async {
-            let mut tx = self.pool.begin().await?;
+        // In a task of its own: a handler cancelled while `BEGIN` is in flight (its worker
+        // lost its connection) would otherwise return the connection to the pool inside a
+        // transaction, and a later claim on it would commit this one's half-done claim (seen
+        // in the chaos run: "there is already a transaction in progress", then an image
+        // claimed without its profile job). The task always finishes; a claim nobody awaits
+        // any more is dropped, which rolls it back.
+        let pool = self.pool.clone();
+        let claiming = tokio::spawn(async move {
+            let mut tx = pool.begin().await?;
             let claimed = sqlx::query(
                 "UPDATE images SET profile_job_claimed = true
                  WHERE id = $1 AND thumbnails IS NOT NULL AND moderation = 'approved'
@@ -173,11 +180,14 @@ impl PhotoStore {
             .bind(image_id)
             .execute(&mut *tx)
             .await?;
-            Ok(Some(tx))
+            Ok::<_, sqlx::Error>(Some(tx))
+        });
+        let joined = async {
+            claiming
+                .await
+                .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
         };
-        let tx = self
-            .bounded("claiming the profile update", claiming)
-            .await?;
+        let tx = self.bounded("claiming the profile update", joined).await?;
         Ok(tx.map(|tx| self.claim(tx)))
     }
 
