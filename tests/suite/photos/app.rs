@@ -257,6 +257,22 @@ impl PhotoApp {
             .collect()
     }
 
+    /// Acts out a worker that died after sending an upload's mail and before recording it:
+    /// the mail is left `sending`, and its job is delivered again.
+    pub async fn lose_mail_record(&self, image_id: Uuid, user: &str) {
+        let db = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+        sqlx::query("UPDATE sent_emails SET state = 'sending' WHERE image_id = $1")
+            .bind(image_id)
+            .execute(&db)
+            .await
+            .unwrap();
+        let email = photos::EmailJob {
+            image_id,
+            user_id: user.into(),
+        };
+        self.publisher.publish(&email).await.unwrap();
+    }
+
     /// The app still answers.
     pub async fn assert_alive(&self) {
         let response = self.http.get(self.url("/healthz")).send().await.unwrap();

@@ -93,17 +93,7 @@ async fn no_database_transaction_stays_open_while_the_mail_server_answers() {
     let during_first = received.lock().unwrap().open_transactions.clone();
     assert_eq!(during_first, [0], "a transaction was open during SMTP");
 
-    // A worker that died after sending and before recording it: the row says `sending`.
-    sqlx::query("UPDATE sent_emails SET state = 'sending' WHERE image_id = $1")
-        .bind(image_id)
-        .execute(&db)
-        .await
-        .unwrap();
-    let email = shared::photos::EmailJob {
-        image_id,
-        user_id: "lena".into(),
-    };
-    app.publisher.publish(&email).await.unwrap();
+    app.lose_mail_record(image_id, "lena").await;
     support::wait_until(
         crate::helpers::PATIENCE,
         "the mail to be sent again",

@@ -204,19 +204,8 @@ async fn a_mail_sent_again_after_its_record_was_lost_leaves_one_file_with_the_sa
     let first = app.outbox();
     assert_eq!(first.len(), 1);
 
-    // A worker died after sending and before recording it: the mail is still `sending`, and
-    // the job is delivered again.
+    app.lose_mail_record(image_id, "kate").await;
     let db = sqlx::PgPool::connect(&app.database_url).await.unwrap();
-    sqlx::query("UPDATE sent_emails SET state = 'sending' WHERE image_id = $1")
-        .bind(image_id)
-        .execute(&db)
-        .await
-        .unwrap();
-    let email = shared::photos::EmailJob {
-        image_id,
-        user_id: "kate".into(),
-    };
-    app.publisher.publish(&email).await.unwrap();
     support::wait_until(
         crate::helpers::PATIENCE,
         "the mail to be sent again",
