@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shared::photos::PhotoSettings;
+use shared::photos::{DatabaseRoles, Login, PhotoSettings};
 use shared::{AmqpSettings, PublisherSettings, parse_duration};
 
 /// The photo app's web front (`serve`), and a tool to publish jobs by hand (`publish`).
@@ -26,6 +26,9 @@ pub enum Command {
     /// Print a RabbitMQ definitions file (topology, users, least-privilege permissions) for
     /// the broker to import at boot; then run the apps with `TOPOLOGY=verify`.
     BrokerDefinitions(DefinitionsSettings),
+    /// Migrate the database as its owner role and give the producer and the workers roles
+    /// with only the rights they use; then exits. Run it before the apps, at every upgrade.
+    DbSetup(DatabaseSetupSettings),
     /// Publish jobs of one kind and print their ids, one per line.
     Publish {
         /// The job kind, e.g. `process_thumbnails`.
@@ -63,6 +66,54 @@ pub struct DefinitionsSettings {
     pub worker_user: String,
     #[arg(long, env = "RABBITMQ_WORKER_PASSWORD", hide_env_values = true)]
     pub worker_password: String,
+}
+
+/// Who owns the database and who each app logs in as, for `db-setup`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseSetupSettings {
+    /// PostgreSQL URL of a superuser (the image's `POSTGRES_USER`) or of a role with
+    /// `CREATEROLE` that owns the database; only this step uses it.
+    #[arg(long, env = "DATABASE_ADMIN_URL", hide_env_values = true)]
+    pub admin_url: String,
+    /// The role that owns the schema; nobody logs in as it.
+    #[arg(long, env = "DATABASE_OWNER_ROLE", default_value = "photos_owner")]
+    pub owner_role: String,
+    /// The producer's role (its `DATABASE_URL`'s user).
+    #[arg(
+        long,
+        env = "DATABASE_PRODUCER_ROLE",
+        default_value = "photos_producer"
+    )]
+    pub producer_role: String,
+    #[arg(long, env = "DATABASE_PRODUCER_PASSWORD", hide_env_values = true)]
+    pub producer_password: String,
+    /// The workers' role (their `DATABASE_URL`'s user).
+    #[arg(long, env = "DATABASE_WORKER_ROLE", default_value = "photos_worker")]
+    pub worker_role: String,
+    #[arg(long, env = "DATABASE_WORKER_PASSWORD", hide_env_values = true)]
+    pub worker_password: String,
+    /// Longest one attempt at the whole set-up may take (migrations included); an attempt
+    /// that fails because the database is not up yet is repeated.
+    #[arg(long, env = "DATABASE_SETUP_TIMEOUT", default_value = "60s", value_parser = positive_duration)]
+    pub timeout: Duration,
+}
+
+impl DatabaseSetupSettings {
+    /// The roles these settings name.
+    #[must_use]
+    pub fn roles(&self) -> DatabaseRoles {
+        DatabaseRoles {
+            owner: self.owner_role.clone(),
+            producer: Login {
+                role: self.producer_role.clone(),
+                password: self.producer_password.clone(),
+            },
+            worker: Login {
+                role: self.worker_role.clone(),
+                password: self.worker_password.clone(),
+            },
+        }
+    }
 }
 
 /// The web app's settings.

@@ -2,11 +2,12 @@
 //! never waits for a handler, only for the broker's confirm.
 
 mod cli;
+mod database;
 mod definitions;
 mod publish;
 pub mod web;
 
-pub use cli::{Cli, Command, DefinitionsSettings, ServeSettings};
+pub use cli::{Cli, Command, DatabaseSetupSettings, DefinitionsSettings, ServeSettings};
 pub use publish::publish_by_kind;
 
 use std::future::Future;
@@ -24,6 +25,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     match cli.command {
         Command::BrokerDefinitions(settings) => definitions::write(&settings),
+        Command::DbSetup(settings) => database::set_up(&settings).await,
         Command::Serve(settings) => {
             // Serving does not wait for RabbitMQ: the publisher connects on first use, and
             // until the broker answers `/readyz` says so and uploads answer 503.
@@ -90,7 +92,7 @@ async fn raised(mut flag: watch::Receiver<bool>) {
     let _ = flag.wait_for(|raised| *raised).await;
 }
 
-/// The app state `serve` runs with: database (migrated; waited for if it is not up yet),
+/// The app state `serve` runs with: database (schema checked; waited for if it is not up yet),
 /// storage, limits.
 pub async fn app_state(
     publisher: Publisher,

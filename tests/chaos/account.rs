@@ -300,10 +300,7 @@ fn upload_answers(books: &Books, acc: &mut Accounts) {
         .filter(|a| a.status == 503)
         .collect();
     let slowest = refused.iter().map(|a| a.latency).max().unwrap_or_default();
-    let slow = refused
-        .iter()
-        .filter(|a| a.latency > REFUSAL_BOUND)
-        .count();
+    let slow = refused.iter().filter(|a| a.latency > REFUSAL_BOUND).count();
     let unclear = refused.iter().filter(|a| !a.json_error).count();
     let accepted: Vec<_> = books
         .answers()
@@ -325,7 +322,10 @@ fn upload_answers(books: &Books, acc: &mut Accounts) {
             slowest.as_secs_f64(),
             REFUSAL_BOUND.as_secs()
         ),
-        &format!("each within {} s with a JSON error", REFUSAL_BOUND.as_secs()),
+        &format!(
+            "each within {} s with a JSON error",
+            REFUSAL_BOUND.as_secs()
+        ),
         slow == 0 && unclear == 0,
     );
     let problems = books.problems();

@@ -66,13 +66,15 @@ impl Stack {
             .await
             .map_err(|e| anyhow!(e))?;
         let amqp_url = broker.amqp_url("/");
-        let database_url = tokio::task::spawn_blocking(Postgres::shared)
+        // Set up as `db-setup` does: the producer and the workers log in as their roles.
+        let database = tokio::task::spawn_blocking(Postgres::shared)
             .await?
-            .database("chaos")
+            .photo_database("chaos")
             .await
             .map_err(|e| anyhow!(e))?;
-        let pool = chaos::connect(&database_url, 8).await?;
+        let pool = chaos::connect(&database.admin_url, 8).await?;
         chaos::create_tables(&pool).await?;
+        chaos::grant_to(&pool, &database.roles.worker.role).await?;
         let postgres_version: String = sqlx::query_scalar("SHOW server_version")
             .fetch_one(&pool)
             .await?;
@@ -85,12 +87,13 @@ impl Stack {
         std::fs::create_dir_all(&outbox).context("creating the outbox")?;
         let common = vec![
             ("AMQP_URL".to_owned(), amqp_url.clone()),
-            ("DATABASE_URL".to_owned(), database_url),
             ("STORAGE_DIR".to_owned(), storage.display().to_string()),
             ("RUST_LOG".to_owned(), "info".to_owned()),
         ];
         let base = format!("http://127.0.0.1:{http_port}");
-        let producer = start_producer(paths, &common, http_port)?;
+        let mut producer_env = common.clone();
+        producer_env.push(("DATABASE_URL".to_owned(), database.producer_url.clone()));
+        let producer = start_producer(paths, &producer_env, http_port)?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()?;
@@ -100,7 +103,9 @@ impl Stack {
         })
         .await
         .map_err(|e| anyhow!("{e} (see {})", paths.run_dir.display()))?;
-        let workers = Workers::start(worker_specs(profile, paths, &common, &outbox));
+        let mut worker_env = common;
+        worker_env.push(("DATABASE_URL".to_owned(), database.worker_url.clone()));
+        let workers = Workers::start(worker_specs(profile, paths, &worker_env, &outbox));
         let amqp = AmqpSettings::from_url(&amqp_url).map_err(|e| anyhow!(e))?;
         let topology = Topology::new(chaos::KINDS)?;
         let publisher =

@@ -92,6 +92,18 @@ pub async fn create_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(SCHEMA).execute(pool).await.map(drop)
 }
 
+/// Lets `role` (the workers' database role) append to the record tables, and nothing more.
+pub async fn grant_to(pool: &PgPool, role: &str) -> Result<(), sqlx::Error> {
+    let grant = format!(
+        "GRANT INSERT ON chaos_runs, chaos_processed, chaos_ledger TO \"{}\"",
+        role.replace('"', "\"\"")
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(grant))
+        .execute(pool)
+        .await
+        .map(drop)
+}
+
 /// Appends one run of a chaos job, committed on its own.
 pub async fn record_run(
     pool: &PgPool,

@@ -4,6 +4,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use shared::photos::{DatabaseRoles, Login, set_up_database};
 use sqlx::Connection;
 use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -56,14 +57,51 @@ impl Postgres {
     }
 
     fn url(&self, database: &str) -> String {
+        self.url_as("postgres", "postgres", database)
+    }
+
+    fn url_as(&self, user: &str, password: &str, database: &str) -> String {
         format!(
-            "postgres://postgres:postgres@127.0.0.1:{}/{database}",
+            "postgres://{user}:{password}@127.0.0.1:{}/{database}",
             self.port
         )
     }
 
-    /// Creates a fresh database named after `label` and returns its URL.
+    /// Creates a fresh database as `db-setup` sets one up, with roles of its own (roles are
+    /// the server's, shared by every test's database).
+    pub async fn photo_database(&self, label: &str) -> Result<PhotoDatabase, String> {
+        let name = self.create_database(label).await?;
+        let admin_url = self.url(&name);
+        let prefix = format!("r{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let login = |app: &str| Login {
+            role: format!("{prefix}_{app}"),
+            password: format!("{app}-test-password"),
+        };
+        let roles = DatabaseRoles {
+            owner: format!("{prefix}_owner"),
+            producer: login("producer"),
+            worker: login("worker"),
+        };
+        set_up_database(&admin_url, &roles, Duration::from_secs(60))
+            .await
+            .map_err(|e| format!("setting up database {name}: {e}"))?;
+        let url_of = |login: &Login| self.url_as(&login.role, &login.password, &name);
+        Ok(PhotoDatabase {
+            producer_url: url_of(&roles.producer),
+            worker_url: url_of(&roles.worker),
+            admin_url,
+            roles,
+        })
+    }
+
+    /// Creates a fresh, empty database named after `label` and returns its URL (as the
+    /// superuser).
     pub async fn database(&self, label: &str) -> Result<String, String> {
+        let name = self.create_database(label).await?;
+        Ok(self.url(&name))
+    }
+
+    async fn create_database(&self, label: &str) -> Result<String, String> {
         let name = format!(
             "{}_{}",
             label.replace('-', "_"),
@@ -85,8 +123,21 @@ impl Postgres {
             .execute(&mut connection)
             .await
             .map_err(|e| format!("creating database {name}: {e}"))?;
-        Ok(self.url(&name))
+        Ok(name)
     }
+}
+
+/// A test's database, set up as `db-setup` does, and how each party connects to it.
+#[derive(Debug, Clone)]
+pub struct PhotoDatabase {
+    /// As the superuser: for a test's own reads and writes.
+    pub admin_url: String,
+    /// As the producer's role.
+    pub producer_url: String,
+    /// As the workers' role.
+    pub worker_url: String,
+    /// The roles it was set up with.
+    pub roles: DatabaseRoles,
 }
 
 async fn start() -> Result<Postgres, String> {

@@ -14,9 +14,12 @@ mod store;
 
 pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
 pub use self::recorder::StatusRecorder;
-pub use self::settings::{OpenDataError, PhotoSettings};
+pub use self::settings::{OpenDataError, PhotoSettings, when_database_up};
 pub use self::status::{
     ImageState, ImageStatus, JobState, JobStatus, REJECTION_NOTICE, UserProfile,
 };
 pub use self::storage::{LocalStorage, Storage};
-pub use self::store::{Claim, ImageFacts, JobRecord, NewUpload, PhotoStore, StoreError};
+pub use self::store::{
+    Claim, DatabaseRoles, ImageFacts, JobRecord, Login, NewUpload, PhotoStore, StoreError,
+    set_up_database,
+};

@@ -1,5 +1,6 @@
 //! Settings both photo binaries need: the database, the file storage, the image limits.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use crate::backoff::Backoff;
 /// Why the photo app's data could not be opened; each names the setting to check.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenDataError {
-    /// The database is unreachable or its schema could not be migrated.
+    /// The database is unreachable, refuses us, or its schema is not up to date.
     #[error("connecting to PostgreSQL (DATABASE_URL): {0}")]
     Database(#[from] StoreError),
     /// The storage directory cannot be created or used.
@@ -27,14 +28,9 @@ pub enum OpenDataError {
 /// Where the photo app keeps its data.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PhotoSettings {
-    /// PostgreSQL URL of the app's database (`--help` does not show the environment's value:
-    /// it holds a password).
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        default_value = "postgres://photos:photos@localhost:5432/photos",
-        hide_env_values = true
-    )]
+    /// PostgreSQL URL of the app's database, as the app's own role (`db-setup` creates it);
+    /// `--help` does not show the environment's value: it holds a password.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
     /// Connections in the database pool.
     #[arg(long, env = "DATABASE_MAX_CONNECTIONS", default_value_t = 10,
@@ -75,8 +71,8 @@ impl PhotoSettings {
         DecodeBudget::new(self.decode_memory_mib.saturating_mul(1024 * 1024))
     }
 
-    /// Connects to the database (migrating it) and opens the storage directory. A database
-    /// that is not reachable yet (the stack is starting, it restarts) is waited for, with
+    /// Connects to the database (checking its schema is up to date) and opens the storage directory. A database
+    /// that is not reachable yet (the stack is starting, it restarts) or not set up yet is waited for, with
     /// backoff and a warning per failed attempt; a configuration error returns at once.
     pub async fn open(&self) -> Result<(PhotoStore, LocalStorage), OpenDataError> {
         let store = self.connect_when_up().await?;
@@ -91,34 +87,47 @@ impl PhotoSettings {
 
 impl PhotoSettings {
     async fn connect_when_up(&self) -> Result<PhotoStore, StoreError> {
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
-        let mut attempt: u64 = 0;
-        loop {
-            attempt = attempt.saturating_add(1);
-            let connecting = PhotoStore::connect(
+        when_database_up("DATABASE_URL", || {
+            PhotoStore::connect(
                 &self.database_url,
                 self.database_max_connections,
                 self.database_statement_timeout,
-            );
-            match connecting.await {
-                Ok(store) => {
-                    if attempt > 1 {
-                        tracing::info!(attempt, "PostgreSQL is up");
-                    }
-                    return Ok(store);
+            )
+        })
+        .await
+    }
+}
+
+/// Runs `attempt` until it succeeds or fails for a reason waiting will not fix: a database
+/// that is not reachable yet (the stack is starting, it restarts) or whose schema is not set
+/// up yet is waited for, with backoff and a warning naming `setting` per failed attempt.
+pub async fn when_database_up<T, F, Fut>(setting: &str, mut attempt: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(10));
+    let mut attempts: u64 = 0;
+    loop {
+        attempts = attempts.saturating_add(1);
+        match attempt().await {
+            Ok(value) => {
+                if attempts > 1 {
+                    tracing::info!(attempts, "PostgreSQL is up");
                 }
-                Err(error) if error.is_transient() => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(
-                        attempt,
-                        %error,
-                        retry_in = ?delay,
-                        "PostgreSQL is not reachable yet (DATABASE_URL); trying again"
-                    );
-                    tokio::time::sleep(delay).await;
-                }
-                Err(error) => return Err(error),
+                return Ok(value);
             }
+            Err(error) if error.is_transient() => {
+                let delay = backoff.next_delay();
+                tracing::warn!(
+                    attempts,
+                    %error,
+                    retry_in = ?delay,
+                    "PostgreSQL is not ready yet ({setting}); trying again"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            Err(error) => return Err(error),
         }
     }
 }

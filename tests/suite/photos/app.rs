@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use shared::photos::{ImageState, ImageStatus, JobState, PhotoSettings};
 use shared::{AmqpSettings, Publisher, Topology, Worker, photos};
-use support::{Broker, Postgres, Vhost, wait_until};
+use support::{Broker, PhotoDatabase, Postgres, Vhost, wait_until};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -19,7 +19,7 @@ pub struct PhotoApp {
     pub http: reqwest::Client,
     pub vhost: Vhost,
     pub amqp: AmqpSettings,
-    pub database_url: String,
+    pub database: PhotoDatabase,
     pub pipeline: worker::PipelineSettings,
     pub publisher: Publisher,
     pub dir: PathBuf,
@@ -49,7 +49,7 @@ impl Default for Options {
 pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
     support::logs::capture();
     let vhost = Broker::shared().vhost(label).await.unwrap();
-    let database_url = Postgres::shared().database(label).await.unwrap();
+    let database = Postgres::shared().photo_database(label).await.unwrap();
     let dir = std::env::temp_dir().join(format!("{label}-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let blocklist_file = options.blocklist.map(|text| {
@@ -59,7 +59,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
     });
     let amqp = AmqpSettings::from_url(&vhost.amqp_url).unwrap();
     let photos = PhotoSettings {
-        database_url: database_url.clone(),
+        database_url: database.producer_url.clone(),
         database_max_connections: 5,
         database_statement_timeout: Duration::from_secs(5),
         storage_dir: dir.join("storage"),
@@ -67,7 +67,10 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         decode_memory_mib: 256,
     };
     let pipeline = worker::PipelineSettings {
-        photos: photos.clone(),
+        photos: PhotoSettings {
+            database_url: database.worker_url.clone(),
+            ..photos.clone()
+        },
         thumbnail_sizes: vec![64, 256, 512],
         cpu_threads: None,
         blocklist_file,
@@ -112,7 +115,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         http: reqwest::Client::new(),
         vhost,
         amqp,
-        database_url,
+        database,
         pipeline,
         publisher,
         dir,
@@ -260,7 +263,9 @@ impl PhotoApp {
     /// Acts out a worker that died after sending an upload's mail and before recording it:
     /// the mail is left `sending`, and its job is delivered again.
     pub async fn lose_mail_record(&self, image_id: Uuid, user: &str) {
-        let db = sqlx::PgPool::connect(&self.database_url).await.unwrap();
+        let db = sqlx::PgPool::connect(&self.database.admin_url)
+            .await
+            .unwrap();
         sqlx::query("UPDATE sent_emails SET state = 'sending' WHERE image_id = $1")
             .bind(image_id)
             .execute(&db)

@@ -27,7 +27,7 @@ impl ProducerProcess {
     async fn start(label: &str) -> Self {
         support::logs::capture();
         let vhost = Broker::shared().vhost(label).await.unwrap();
-        let database_url = Postgres::shared().database(label).await.unwrap();
+        let database = Postgres::shared().photo_database(label).await.unwrap();
         let dir = std::env::temp_dir().join(format!("{label}-{}", uuid::Uuid::new_v4().simple()));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -37,7 +37,7 @@ impl ProducerProcess {
         let child = Command::new(env!("CARGO_BIN_EXE_photo-producer"))
             .arg("serve")
             .env("AMQP_URL", &vhost.amqp_url)
-            .env("DATABASE_URL", &database_url)
+            .env("DATABASE_URL", &database.producer_url)
             .env("STORAGE_DIR", dir.join("storage"))
             .env("HTTP_ADDR", format!("127.0.0.1:{port}"))
             .env("DECODE_MEMORY_MIB", BUDGET_MIB.to_string())

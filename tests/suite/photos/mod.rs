@@ -9,6 +9,7 @@ mod mail;
 mod metadata;
 mod moderation;
 mod pipeline;
+mod privileges;
 mod records;
 mod relay;
 mod secrets;

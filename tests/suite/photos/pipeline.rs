@@ -125,7 +125,9 @@ async fn the_same_jobs_delivered_twice_have_one_effect() {
     app.publisher.publish(&email).await.unwrap();
     app.publisher.publish(&profile).await.unwrap();
 
-    let db = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let db = sqlx::PgPool::connect(&app.database.admin_url)
+        .await
+        .unwrap();
     wait_for_jobs_handled_since(&db, image_id, published_at).await;
     assert_eq!(
         app.outbox().len(),
@@ -205,7 +207,9 @@ async fn a_mail_sent_again_after_its_record_was_lost_leaves_one_file_with_the_sa
     assert_eq!(first.len(), 1);
 
     app.lose_mail_record(image_id, "kate").await;
-    let db = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let db = sqlx::PgPool::connect(&app.database.admin_url)
+        .await
+        .unwrap();
     support::wait_until(
         crate::helpers::PATIENCE,
         "the mail to be sent again",

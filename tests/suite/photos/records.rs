@@ -10,7 +10,12 @@ use uuid::Uuid;
 /// A store on a fresh database of its own.
 pub async fn fresh_store(label: &str) -> (PhotoStore, String) {
     support::logs::capture();
-    let url = Postgres::shared().database(label).await.unwrap();
+    // As the superuser: these tests play the producer's and the workers' parts at once.
+    let url = Postgres::shared()
+        .photo_database(label)
+        .await
+        .unwrap()
+        .admin_url;
     let store = PhotoStore::connect(&url, 2, Duration::from_secs(5))
         .await
         .unwrap();

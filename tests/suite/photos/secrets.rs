@@ -16,9 +16,17 @@ fn bad_amqp_urls() -> Vec<String> {
 #[test]
 fn a_bad_amqp_url_is_refused_by_both_binaries_without_showing_its_password() {
     for url in bad_amqp_urls() {
+        // Everything else given, so that the URL is what is refused.
+        let database = ["--database-url", "postgres://app@db/photos"];
         let errors = [
-            producer::Cli::try_parse_from(["producer", "--amqp-url", &url, "serve"]).map(drop),
-            worker::Cli::try_parse_from(["worker", "--amqp-url", &url]).map(drop),
+            producer::Cli::try_parse_from(
+                ["producer", "--amqp-url", &url, "serve"]
+                    .iter()
+                    .chain(&database),
+            )
+            .map(drop),
+            worker::Cli::try_parse_from(["worker", "--amqp-url", &url].iter().chain(&database))
+                .map(drop),
         ];
         for error in errors {
             let message = error.expect_err("a bad URL is refused").to_string();
@@ -31,7 +39,7 @@ fn a_bad_amqp_url_is_refused_by_both_binaries_without_showing_its_password() {
 
 #[test]
 fn help_never_shows_the_value_of_a_variable_that_holds_a_password() {
-    let secret_variables = ["AMQP_URL", "DATABASE_URL", "SMTP_URL"];
+    let secret_variables = ["AMQP_URL", "DATABASE_URL", "DATABASE_ADMIN_URL", "SMTP_URL"];
     for command in [producer::Cli::command(), worker::Cli::command()] {
         let mut arguments: Vec<_> = command.get_arguments().cloned().collect();
         for sub in command.get_subcommands() {

@@ -1,5 +1,5 @@
-//! Starting before the services one depends on: a worker whose PostgreSQL is not up yet
-//! waits for it (logging each failed attempt) instead of exiting, and the producer serves
+//! Starting before the services one depends on: a worker whose PostgreSQL is not up (or not
+//! set up) yet waits for it (logging each failed attempt) instead of exiting, and the producer serves
 //! with RabbitMQ down, says so on `/readyz`, and takes uploads once the broker is back.
 
 use std::io::Write;
@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shared::photos::PhotoSettings;
+use shared::photos::{DatabaseRoles, Login, PhotoSettings, set_up_database};
 use shared::{AmqpSettings, PublisherSettings};
 use support::{Broker, Postgres, wait_until};
 use testcontainers::core::{ContainerPort, WaitFor};
@@ -113,21 +113,39 @@ fn no_broker() -> AmqpSettings {
 async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("late-db-{}", uuid::Uuid::new_v4().simple()));
-    let url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
-    let (settings, amqp) = (pipeline_settings(url, &dir), no_broker());
+    let admin_url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
+    let (settings, amqp) = (pipeline_settings(admin_url.clone(), &dir), no_broker());
     let logs = Logs::default();
     let _capturing = logs.capture();
 
-    // The worker starts first; the database a moment later, as in a stack coming up.
+    // The worker starts first; the database a moment later, and then its set-up, as in a
+    // stack coming up (the worker logs in as the superuser here: there are no app roles
+    // before the set-up).
     let starting = tokio::time::timeout(
         PATIENCE,
         worker::pipeline(&settings, &amqp, PublisherSettings::default()),
     );
-    let (started, _database) = tokio::join!(starting, postgres_on(port));
+    let database = async {
+        let container = postgres_on(port).await;
+        let roles = DatabaseRoles {
+            owner: "photos_owner".into(),
+            producer: Login {
+                role: "photos_producer".into(),
+                password: "p".into(),
+            },
+            worker: Login {
+                role: "photos_worker".into(),
+                password: "w".into(),
+            },
+        };
+        set_up_database(&admin_url, &roles, PATIENCE).await.unwrap();
+        container
+    };
+    let (started, _database) = tokio::join!(starting, database);
 
     let pipeline = started.expect("the worker was still starting").unwrap();
     pipeline.store.ping().await.unwrap();
-    let retries = logs.lines_with("PostgreSQL is not reachable yet");
+    let retries = logs.lines_with("PostgreSQL is not ready yet");
     assert!(retries >= 1, "no failed attempt was logged");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -157,7 +175,7 @@ async fn a_worker_waiting_for_its_database_stops_at_once_when_told_to() {
         }),
     );
     let stopping = async {
-        let waiting = || async { logs.lines_with("PostgreSQL is not reachable yet") >= 2 };
+        let waiting = || async { logs.lines_with("PostgreSQL is not ready yet") >= 2 };
         wait_until(PATIENCE, "the worker to wait for its database", waiting)
             .await
             .unwrap();
@@ -208,7 +226,11 @@ async fn the_producer_serves_with_rabbitmq_down_and_takes_uploads_once_it_is_bac
     support::logs::capture();
     let vhost = Broker::shared().vhost("late-broker").await.unwrap();
     let relay = Relay::start(port_of(&vhost.amqp_url), Mode::Refuse).await;
-    let database_url = Postgres::shared().database("late_broker").await.unwrap();
+    let database_url = Postgres::shared()
+        .photo_database("late_broker")
+        .await
+        .unwrap()
+        .producer_url;
     let dir = std::env::temp_dir().join(format!("late-mq-{}", uuid::Uuid::new_v4().simple()));
     let http_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let amqp = AmqpSettings::from_url(&relay.url_through(&vhost.amqp_url)).unwrap();

@@ -12,7 +12,9 @@ use crate::helpers::PATIENCE;
 /// counting each refusal in a sequence (which a failed statement does not roll back).
 const REFUSE_THUMBNAILS_DONE: &str = "
     CREATE SEQUENCE refused_writes;
-    CREATE FUNCTION refuse_thumbnails_done() RETURNS trigger LANGUAGE plpgsql AS $$
+    -- As its owner: the worker's role has no right to the test's sequence.
+    CREATE FUNCTION refuse_thumbnails_done() RETURNS trigger LANGUAGE plpgsql
+        SECURITY DEFINER AS $$
     BEGIN
         IF NEW.kind = 'process_thumbnails' AND NEW.state = 'done' THEN
             PERFORM nextval('refused_writes');
@@ -27,7 +29,9 @@ const REFUSE_THUMBNAILS_DONE: &str = "
 #[tokio::test]
 async fn a_job_whose_outcome_cannot_be_recorded_is_not_acked_and_its_outcome_is_written_later() {
     let app = spawn_photo_app("status-retried", Options::default()).await;
-    let db = sqlx::PgPool::connect(&app.database_url).await.unwrap();
+    let db = sqlx::PgPool::connect(&app.database.admin_url)
+        .await
+        .unwrap();
     sqlx::raw_sql(REFUSE_THUMBNAILS_DONE)
         .execute(&db)
         .await

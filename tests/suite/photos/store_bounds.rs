@@ -57,7 +57,11 @@ async fn lock_row(url: &str, image_id: Uuid) -> sqlx::PgConnection {
 #[tokio::test]
 async fn a_row_lock_held_by_another_transaction_makes_a_claim_and_a_verdict_give_up_in_time() {
     support::logs::capture();
-    let url = Postgres::shared().database("bound-lock").await.unwrap();
+    let url = Postgres::shared()
+        .photo_database("bound-lock")
+        .await
+        .unwrap()
+        .admin_url;
     let store = store_at(&url).await;
     // Thumbnails and an approval in: the claim's UPDATE matches the row, so it must lock it.
     let ready = recorded_upload(&store, "heidi").await;
@@ -104,7 +108,11 @@ async fn a_server_that_accepts_connections_but_never_answers_fails_connect_in_ti
 #[tokio::test]
 async fn queries_on_a_connection_gone_silent_fail_in_time_and_work_again_once_it_is_back() {
     support::logs::capture();
-    let url = Postgres::shared().database("bound-silent").await.unwrap();
+    let url = Postgres::shared()
+        .photo_database("bound-silent")
+        .await
+        .unwrap()
+        .admin_url;
     let relay = Relay::start(port_of(&url), Mode::Forward).await;
     let store = store_at(&relay.url_through(&url)).await;
     let image_id = recorded_upload(&store, "judy").await;

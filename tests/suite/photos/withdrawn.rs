@@ -15,9 +15,13 @@ async fn jobs_of_a_withdrawn_upload_have_nothing_to_do_and_a_job_for_no_image_is
     // Accepted with no worker running, so its three jobs wait in their queues...
     let withdrawn = app.accepted_upload("lena", jpeg(&photo(300, 200, 5))).await;
     // ...then withdrawn, as the producer does when a later publish of the upload fails.
-    let store = PhotoStore::connect(&app.database_url, 1, std::time::Duration::from_secs(5))
-        .await
-        .unwrap();
+    let store = PhotoStore::connect(
+        &app.database.producer_url,
+        1,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
     store.forget_upload(withdrawn).await.unwrap();
     let never = ThumbnailJob {
         image_id: Uuid::new_v4(),

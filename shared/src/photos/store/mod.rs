@@ -1,6 +1,7 @@
 //! The photo app's data in PostgreSQL: users, images and each job's state, shared by the
-//! producer and every worker. Migrations run at start (concurrent starts are serialised by
-//! sqlx's advisory lock).
+//! producer and every worker. The schema is migrated by a one-shot step, [`set_up_database`]
+//! (`producer db-setup`), which also gives each app a role with only the rights it uses;
+//! the apps only check at start that the schema is up to date.
 //!
 //! Every call is bounded by one duration (`DATABASE_STATEMENT_TIMEOUT`) on both sides: the
 //! client gives up on a call that takes longer (a server that hangs, a network cut), and
@@ -8,6 +9,7 @@
 //! transaction does not hold our connection either). Both end in [`StoreError::Timeout`].
 
 mod pipeline;
+mod setup;
 mod uploads;
 
 use std::future::Future;
@@ -18,6 +20,7 @@ use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 pub use self::pipeline::{Claim, ImageFacts, JobRecord};
+pub use self::setup::{DatabaseRoles, Login, set_up_database};
 pub use self::uploads::NewUpload;
 
 /// PostgreSQL's codes for a statement cancelled by `statement_timeout` and a lock not
@@ -33,6 +36,16 @@ pub enum StoreError {
     /// The schema could not be brought up to date.
     #[error("database migration: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
+    /// The schema lacks migrations this build needs: `db-setup` has not run since it was
+    /// built.
+    #[error(
+        "the database schema lacks migrations {missing:?}: run `producer db-setup` \
+         (compose's db-setup service) first"
+    )]
+    SchemaBehind {
+        /// The versions not applied.
+        missing: Vec<i64>,
+    },
     /// An operation did not finish in time: the database is slow or unreachable, or another
     /// transaction holds a lock it needs.
     #[error("database: {what} took longer than {after:?} (DATABASE_STATEMENT_TIMEOUT)")]
@@ -46,13 +59,14 @@ pub enum StoreError {
 
 impl StoreError {
     /// Whether trying again later may help: the database is unreachable, starting, shutting
-    /// down, overloaded or slow. A wrong password, an unknown database or a broken
+    /// down, overloaded or slow, or its schema not set up yet. A wrong password, an unknown database or a broken
     /// migration is not: those need an operator.
     #[must_use]
     pub fn is_transient(&self) -> bool {
         use sqlx::migrate::MigrateError;
         let sql = match self {
-            Self::Timeout { .. } => return true,
+            // `db-setup` may not have run yet (the stack is starting, an upgrade is rolling).
+            Self::Timeout { .. } | Self::SchemaBehind { .. } => return true,
             Self::Database(sql)
             | Self::Migration(
                 MigrateError::Execute(sql) | MigrateError::ExecuteMigration(sql, _),
@@ -79,7 +93,7 @@ impl StoreError {
         let sql = match self {
             Self::Timeout { .. } => return true,
             Self::Database(sql) | Self::Migration(sqlx::migrate::MigrateError::Execute(sql)) => sql,
-            Self::Migration(_) => return false,
+            Self::Migration(_) | Self::SchemaBehind { .. } => return false,
         };
         match sql {
             sqlx::Error::PoolTimedOut => true,
@@ -120,8 +134,8 @@ pub struct PhotoStore {
 }
 
 impl PhotoStore {
-    /// Connects to `url` and applies pending migrations; every call of the store, these
-    /// included, is bounded by `timeout`.
+    /// Connects to `url` and checks that the schema is up to date (it never migrates: see
+    /// [`set_up_database`]); every call of the store is bounded by `timeout`.
     #[tracing::instrument(skip_all)]
     pub async fn connect(
         url: &str,
@@ -143,8 +157,7 @@ impl PhotoStore {
             .acquire_timeout(timeout)
             .connect_with(options);
         let pool = bounded(timeout, "connecting", connecting).await?;
-        let migrating = sqlx::migrate!("./migrations").run(&pool);
-        bounded(timeout, "migrating the schema", migrating).await?;
+        bounded(timeout, "checking the schema", setup::check_schema(&pool)).await?;
         Ok(Self { pool, timeout })
     }
 

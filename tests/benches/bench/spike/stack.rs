@@ -40,27 +40,25 @@ fn app_env(amqp_url: &str, database_url: &str) -> Vec<(&'static str, String)> {
 pub async fn start(bin: &Path, broker: &Broker, workers: usize) -> Stack {
     let vhost = broker.vhost("spike").await.expect("vhost");
     let postgres = Postgres::shared();
-    let database_url = postgres.database("spike").await.expect("database");
-    let db = sqlx::PgPool::connect(&database_url)
+    // Set up as `db-setup` does: the producer and the workers log in as their roles.
+    let database = postgres.photo_database("spike").await.expect("database");
+    let db = sqlx::PgPool::connect(&database.admin_url)
         .await
         .expect("bench db");
-    let (amqp_url, database_url) = (
-        direct_url(
-            &vhost.amqp_url,
-            broker.container_id(),
-            broker.amqp_port(),
-            5672,
-        ),
-        direct_url(
-            &database_url,
-            postgres.container_id(),
-            postgres.port(),
-            5432,
-        ),
+    let in_docker = |url: &str| direct_url(url, postgres.container_id(), postgres.port(), 5432);
+    let (producer_db, worker_db) = (
+        in_docker(&database.producer_url),
+        in_docker(&database.worker_url),
+    );
+    let amqp_url = direct_url(
+        &vhost.amqp_url,
+        broker.container_id(),
+        broker.amqp_port(),
+        5672,
     );
     let volume = Volume::create(&format!("bench-spike-{}", uuid::Uuid::new_v4().simple()));
     let port = free_port();
-    let mut env = app_env(&amqp_url, &database_url);
+    let mut env = app_env(&amqp_url, &producer_db);
     env.push(("HTTP_ADDR", format!("127.0.0.1:{port}")));
     let producer = Container::run(bin, "producer", &["serve"], &env, &volume, None);
     let base = format!("http://127.0.0.1:{port}");
@@ -79,7 +77,7 @@ pub async fn start(bin: &Path, broker: &Broker, workers: usize) -> Stack {
     .expect("producer");
     let workers = (0..workers)
         .map(|n| {
-            let mut env = app_env(&amqp_url, &database_url);
+            let mut env = app_env(&amqp_url, &worker_db);
             env.extend([
                 ("OUTBOX_DIR", "/data/outbox".to_owned()),
                 ("BLOCKLIST_FILE", "/etc/photos/blocklist.txt".to_owned()),
