@@ -17,3 +17,4 @@ mod startup;
 mod status_writes;
 mod store_bounds;
 mod withdrawn;
+mod worker_limits;
