@@ -4,9 +4,11 @@
 //! it reserved room in the decode budget).
 
 use shared::photos::{ImageState, JobState};
+use support::wait_until;
 
 use super::app::{Options, spawn_photo_app};
 use super::fixtures::{jpeg, photo};
+use crate::helpers::PATIENCE;
 
 #[tokio::test]
 async fn an_original_over_the_workers_pixel_limit_is_neither_thumbnailed_nor_moderated() {
@@ -18,9 +20,23 @@ async fn an_original_over_the_workers_pixel_limit_is_neither_thumbnailed_nor_mod
         .await;
     let _worker = app.start_worker();
 
-    let status = app.wait_for(image_id, ImageState::Failed).await;
+    // The image is `failed` with the first of them; the other is recorded a moment later.
+    let kinds = ["process_thumbnails", "moderate_content"];
+    wait_until(PATIENCE, "both image jobs to be failed", || async {
+        let status = app.image(image_id).await;
+        kinds.iter().all(|kind| {
+            status
+                .jobs
+                .get(*kind)
+                .is_some_and(|j| j.state == JobState::Failed)
+        })
+    })
+    .await
+    .unwrap();
 
-    for kind in ["process_thumbnails", "moderate_content"] {
+    let status = app.image(image_id).await;
+    assert_eq!(status.state, ImageState::Failed);
+    for kind in kinds {
         let job = &status.jobs[kind];
         assert_eq!(job.state, JobState::Failed, "{kind}: {job:?}");
         let error = job.error.as_deref().unwrap_or_default();
