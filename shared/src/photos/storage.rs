@@ -97,11 +97,21 @@ impl LocalStorage {
     pub fn remove_stale_temp_files(&self, age: Duration) -> io::Result<usize> {
         let mut removed = 0;
         for entry in std::fs::read_dir(self.root.join(TEMP_DIR))? {
-            let entry = entry?;
-            let modified = entry.metadata()?.modified()?;
+            // Another process sharing the directory may rename or remove a temp file between
+            // the listing and the look: a file gone is not an error, and not stale.
+            let path = entry?.path();
+            let modified = match std::fs::metadata(&path).and_then(|m| m.modified()) {
+                Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
+                modified => modified?,
+            };
             if modified.elapsed().is_ok_and(|elapsed| elapsed > age) {
-                std::fs::remove_file(entry.path())?;
-                removed += 1;
+                match std::fs::remove_file(path) {
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                    removing => {
+                        removing?;
+                        removed += 1;
+                    }
+                }
             }
         }
         Ok(removed)
