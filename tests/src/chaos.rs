@@ -94,10 +94,13 @@ pub async fn create_tables(pool: &PgPool) -> Result<(), sqlx::Error> {
 
 /// Lets `role` (the workers' database role) append to the record tables, and nothing more.
 pub async fn grant_to(pool: &PgPool, role: &str) -> Result<(), sqlx::Error> {
-    let grant = format!(
-        "GRANT INSERT ON chaos_runs, chaos_processed, chaos_ledger TO \"{}\"",
-        role.replace('"', "\"\"")
-    );
+    // The server quotes the role (`%I`), as `db-setup` does.
+    let grant: String = sqlx::query_scalar(
+        "SELECT format('GRANT INSERT ON chaos_runs, chaos_processed, chaos_ledger TO %I', $1::text)",
+    )
+    .bind(role)
+    .fetch_one(pool)
+    .await?;
     sqlx::raw_sql(sqlx::AssertSqlSafe(grant))
         .execute(pool)
         .await

@@ -72,16 +72,7 @@ impl Postgres {
     pub async fn photo_database(&self, label: &str) -> Result<PhotoDatabase, String> {
         let name = self.create_database(label).await?;
         let admin_url = self.url(&name);
-        let prefix = format!("r{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let login = |app: &str| Login {
-            role: format!("{prefix}_{app}"),
-            password: format!("{app}-test-password"),
-        };
-        let roles = DatabaseRoles {
-            owner: format!("{prefix}_owner"),
-            producer: login("producer"),
-            worker: login("worker"),
-        };
+        let roles = test_roles(&unique_prefix("r"));
         set_up_database(&admin_url, &roles, Duration::from_secs(60))
             .await
             .map_err(|e| format!("setting up database {name}: {e}"))?;
@@ -175,5 +166,25 @@ fn remove_shared_postgres() {
         let _ = std::process::Command::new("docker")
             .args(["rm", "--force", "--volumes", &server.container_id])
             .output();
+    }
+}
+
+/// A prefix no other test's roles have (roles are the server's, not a database's): `tag`
+/// followed by 12 hex digits.
+pub fn unique_prefix(tag: &str) -> String {
+    format!("{tag}{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// The roles `db-setup` creates, named `{prefix}_owner`, `{prefix}_producer` and
+/// `{prefix}_worker`, with fixed test passwords.
+pub fn test_roles(prefix: &str) -> DatabaseRoles {
+    let login = |app: &str| Login {
+        role: format!("{prefix}_{app}"),
+        password: format!("{app}-test-password"),
+    };
+    DatabaseRoles {
+        owner: format!("{prefix}_owner"),
+        producer: login("producer"),
+        worker: login("worker"),
     }
 }

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use shared::photos::{DatabaseRoles, ImageState, Login, PhotoStore, StoreError, set_up_database};
+use shared::photos::{ImageState, PhotoStore, StoreError, set_up_database};
 use sqlx::PgPool;
-use support::Postgres;
+use support::{Postgres, test_roles, unique_prefix};
 
 use super::app::{Options, spawn_photo_app};
 use super::fixtures::{jpeg, photo};
@@ -129,10 +129,7 @@ async fn an_app_on_a_database_nobody_set_up_migrates_nothing_and_db_setup_migrat
             .unwrap();
     assert_eq!(tables, 0, "the app created tables");
 
-    let roles = roles(&format!(
-        "n{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    ));
+    let roles = test_roles(&unique_prefix("n"));
     set_up_database(&url, &roles, Duration::from_secs(60))
         .await
         .unwrap();
@@ -146,18 +143,6 @@ async fn an_app_on_a_database_nobody_set_up_migrates_nothing_and_db_setup_migrat
         .unwrap();
 }
 
-fn roles(prefix: &str) -> DatabaseRoles {
-    let login = |app: &str| Login {
-        role: format!("{prefix}_{app}"),
-        password: format!("{app}-pw"),
-    };
-    DatabaseRoles {
-        owner: format!("{prefix}_owner"),
-        producer: login("producer"),
-        worker: login("worker"),
-    }
-}
-
 #[tokio::test]
 async fn setting_up_a_database_the_apps_migrated_hands_it_to_the_owner_and_takes_extra_rights_back()
 {
@@ -169,14 +154,13 @@ async fn setting_up_a_database_the_apps_migrated_hands_it_to_the_owner_and_takes
         .run(&db)
         .await
         .unwrap();
-    let prefix = format!("u{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-    let roles = roles(&prefix);
+    let roles = test_roles(&unique_prefix("u"));
 
     set_up_database(&url, &roles, Duration::from_secs(60))
         .await
         .unwrap();
     // A right granted by hand since (or by an older set-up) ...
-    let grant = format!("GRANT DELETE ON users TO {prefix}_producer");
+    let grant = format!("GRANT DELETE ON users TO {}", roles.producer.role);
     sqlx::raw_sql(sqlx::AssertSqlSafe(grant))
         .execute(&db)
         .await
@@ -193,7 +177,7 @@ async fn setting_up_a_database_the_apps_migrated_hands_it_to_the_owner_and_takes
     );
     let producer_url = url.replacen(
         "postgres:postgres@",
-        &format!("{prefix}_producer:producer-pw@"),
+        &format!("{}:{}@", roles.producer.role, roles.producer.password),
         1,
     );
     let producer = PgPool::connect(&producer_url).await.unwrap();

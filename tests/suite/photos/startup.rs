@@ -7,9 +7,9 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shared::photos::{DatabaseRoles, Login, PhotoSettings, set_up_database};
+use shared::photos::{PhotoSettings, set_up_database};
 use shared::{AmqpSettings, PublisherSettings};
-use support::{Broker, Postgres, wait_until};
+use support::{Broker, Postgres, test_roles, wait_until};
 use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -127,17 +127,7 @@ async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
     );
     let database = async {
         let container = postgres_on(port).await;
-        let roles = DatabaseRoles {
-            owner: "photos_owner".into(),
-            producer: Login {
-                role: "photos_producer".into(),
-                password: "p".into(),
-            },
-            worker: Login {
-                role: "photos_worker".into(),
-                password: "w".into(),
-            },
-        };
+        let roles = test_roles("photos");
         set_up_database(&admin_url, &roles, PATIENCE).await.unwrap();
         container
     };
