@@ -11,12 +11,14 @@ ENV CARGO_PROFILE_RELEASE_DEBUG=false
 # here (it is not shipped), so changes to the tests never invalidate this layer; cargo
 # then only prunes the lock file of test-only packages, every version stays as locked.
 COPY Cargo.toml Cargo.lock ./
-COPY shared/Cargo.toml shared/
+COPY shared/jobs/Cargo.toml shared/jobs/
+COPY shared/photos/Cargo.toml shared/photos/
+COPY shared/testkit/Cargo.toml shared/testkit/
 COPY producer/Cargo.toml producer/
 COPY worker/Cargo.toml worker/
 RUN sed -i 's/, "tests"\]/]/' Cargo.toml \
- && mkdir -p shared/src producer/src worker/src \
- && touch shared/src/lib.rs producer/src/lib.rs worker/src/lib.rs \
+ && for crate in shared/jobs shared/photos shared/testkit producer worker; do \
+      mkdir -p $crate/src && touch $crate/src/lib.rs; done \
  && echo 'fn main() {}' > producer/src/main.rs \
  && echo 'fn main() {}' > worker/src/main.rs \
  && cargo build --release -p producer -p worker

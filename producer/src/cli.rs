@@ -3,8 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use shared::photos::{DatabaseRoles, Login, PhotoSettings};
-use shared::{AmqpSettings, PublisherSettings, parse_duration};
+use photos::{DatabaseRoles, Login, PhotoSettings};
+use rabbitmq_jobs::{AmqpSettings, PublisherSettings, parse_duration};
 
 /// The photo app's web front (`serve`), and a tool to publish jobs by hand (`publish`).
 #[derive(Debug, clap::Parser)]

@@ -1,8 +1,7 @@
 //! `db-setup`: the one-shot step that migrates the schema as its owner and gives the producer
-//! and the workers roles with only the rights they use (see `shared::photos::set_up_database`).
+//! and the workers roles with only the rights they use (see `photos::set_up_database`).
 
 use anyhow::Context;
-use shared::photos;
 
 use crate::cli::DatabaseSetupSettings;
 

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use anyhow::Context;
-use shared::photos::KINDS;
-use shared::{BrokerUser, Role, Topology, broker_definitions};
+use photos::KINDS;
+use rabbitmq_jobs::{BrokerUser, Role, Topology, broker_definitions};
 
 use crate::DefinitionsSettings;
 

@@ -14,8 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use shared::photos;
-use shared::{AmqpSettings, Publisher, PublisherSettings};
+use rabbitmq_jobs::{AmqpSettings, Publisher, PublisherSettings};
 use tokio::sync::watch;
 
 /// Runs the command line until done, or (for `serve`) until `shutdown` resolves.

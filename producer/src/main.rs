@@ -2,10 +2,10 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::init_tracing();
+    rabbitmq_jobs::init_tracing();
     producer::run(
-        shared::parse_args::<producer::Cli>(),
-        shared::shutdown_signal(),
+        rabbitmq_jobs::parse_args::<producer::Cli>(),
+        rabbitmq_jobs::shutdown_signal(),
     )
     .await
 }

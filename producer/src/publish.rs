@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use anyhow::{Context, bail};
-use shared::photos::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
-use shared::{Job, JobId, Publisher};
+use photos::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
+use rabbitmq_jobs::{Job, JobId, Publisher};
 
 /// Parses `payload` as the job type of `kind` and publishes `count` copies with pipelined confirms.
 pub async fn publish_by_kind(

@@ -3,7 +3,7 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::init_tracing();
-    let cli = shared::parse_args::<producer::Cli>();
-    producer::run(cli, shared::shutdown_signal()).await
+    rabbitmq_jobs::init_tracing();
+    let cli = rabbitmq_jobs::parse_args::<producer::Cli>();
+    producer::run(cli, rabbitmq_jobs::shutdown_signal()).await
 }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use shared::JobId;
+use rabbitmq_jobs::JobId;
 
 use crate::books::Books;
 use crate::dlq::{self, DeadLetter};

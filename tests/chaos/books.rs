@@ -7,7 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use shared::JobId;
+use rabbitmq_jobs::JobId;
 
 /// An upload answered 202.
 #[derive(Debug, Clone)]

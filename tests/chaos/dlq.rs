@@ -54,8 +54,11 @@ pub async fn read_all(stack: &Stack) -> anyhow::Result<Vec<DeadLetter>> {
                     .as_ref()
                     .map(|s| s.as_str().to_owned())
                     .unwrap_or_default(),
-                reason: shared::header_str(properties.headers().as_ref(), shared::JOB_ERROR)
-                    .unwrap_or_default(),
+                reason: rabbitmq_jobs::header_str(
+                    properties.headers().as_ref(),
+                    rabbitmq_jobs::JOB_ERROR,
+                )
+                .unwrap_or_default(),
             });
             tokio::time::timeout(STEP, message.delivery.ack(BasicAckOptions::default())).await??;
         }
@@ -91,7 +94,7 @@ pub fn judge(
 fn judge_plants(letters: &[DeadLetter], planted: &[Planted], verdict: &mut Verdict) {
     for plant in planted {
         let found: Vec<&DeadLetter> = letters.iter().filter(|l| l.id == plant.id).collect();
-        let queue = shared::dead_letter_queue(plant.plant.kind());
+        let queue = rabbitmq_jobs::dead_letter_queue(plant.plant.kind());
         let reasons = plant.plant.expected_reasons();
         let judged = match found.as_slice() {
             [] => format!("MISS: not in any DLQ (expected in {queue})"),

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rabbitmq_jobs::Publisher;
 use serde_json::Value;
-use shared::Publisher;
 use support::chaos::ChaosEffect;
 use support::images::jpeg_photo;
 use tokio::sync::Semaphore;

@@ -8,8 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
+use rabbitmq_jobs::{Job, Publisher};
 use serde_json::json;
-use shared::{Job, Publisher};
 use support::chaos::{ChaosAbort, ChaosEffect, ChaosPanic};
 use support::wait_until;
 
@@ -171,7 +171,7 @@ async fn publish_raw(amqp_url: &str, id: &str, body: &[u8]) -> anyhow::Result<()
     let publish = async {
         channel
             .basic_publish(
-                shared::EXCHANGE.into(),
+                rabbitmq_jobs::EXCHANGE.into(),
                 RAW_KIND.into(),
                 options,
                 body,
@@ -198,7 +198,7 @@ impl crate::faults::Injector<'_> {
     /// handled as a job.
     pub(crate) async fn plant(&self, plant: Plant) -> anyhow::Result<Injected> {
         let management = self.stack.management();
-        let dlq = shared::dead_letter_queue(plant.kind());
+        let dlq = rabbitmq_jobs::dead_letter_queue(plant.kind());
         let dead = || async {
             management
                 .queue("/", &dlq)

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
-use shared::JobId;
+use rabbitmq_jobs::JobId;
 use sqlx::PgPool;
 use uuid::Uuid;
 

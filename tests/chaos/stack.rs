@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, anyhow};
-use shared::{AmqpSettings, Publisher, PublisherSettings, Topology};
+use rabbitmq_jobs::{AmqpSettings, Publisher, PublisherSettings, Topology};
 use sqlx::PgPool;
 use support::{Broker, Postgres, chaos, wait_until};
 use tokio::process::Child;

@@ -18,8 +18,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use photos::imaging::{Fingerprint, UploadLimits};
 use serde_json::Value;
-use shared::photos::imaging::{Fingerprint, UploadLimits};
 use support::images::BANNED_SEED;
 use support::wait_until;
 

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
+use rabbitmq_jobs::{Job, JobContext, JobId};
 use serde::{Deserialize, Serialize};
-use shared::{Job, JobContext, JobId};
 use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 

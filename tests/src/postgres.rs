@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use shared::photos::{DatabaseRoles, Login, set_up_database};
+use photos::{DatabaseRoles, Login, set_up_database};
 use sqlx::Connection;
 use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;

@@ -11,11 +11,11 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
-use serde::{Deserialize, Serialize};
-use shared::{
+use rabbitmq_jobs::{
     AmqpSettings, Job, JobContext, JobId, Publisher, PublisherSettings, Registry, RetryPolicy,
     Topology, Worker, WorkerSettings,
 };
+use serde::{Deserialize, Serialize};
 use support::{Broker, QueueStats, Vhost, wait_until};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -111,12 +111,15 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     pub fn error(&self) -> String {
-        shared::header_str(self.properties.headers().as_ref(), shared::JOB_ERROR)
+        rabbitmq_jobs::header_str(self.properties.headers().as_ref(), rabbitmq_jobs::JOB_ERROR)
             .unwrap_or_default()
     }
 
     pub fn attempts(&self) -> Option<u32> {
-        shared::header_u32(self.properties.headers().as_ref(), shared::JOB_ATTEMPTS)
+        rabbitmq_jobs::header_u32(
+            self.properties.headers().as_ref(),
+            rabbitmq_jobs::JOB_ATTEMPTS,
+        )
     }
 }
 
@@ -227,7 +230,7 @@ impl TestApp {
         };
         let confirm = channel
             .basic_publish(
-                shared::EXCHANGE.into(),
+                rabbitmq_jobs::EXCHANGE.into(),
                 routing_key.into(),
                 options,
                 body,
@@ -260,7 +263,7 @@ impl TestApp {
     /// Waits for `count` dead letters of `kind` and takes them off the DLQ.
     pub async fn dead_letters(&self, kind: &str, count: u32) -> Vec<DeadLetter> {
         let (_connection, channel) = self.raw_channel().await;
-        let dlq = shared::dead_letter_queue(kind);
+        let dlq = rabbitmq_jobs::dead_letter_queue(kind);
         wait_until(
             PATIENCE,
             &format!("{count} dead letters in {dlq}"),
@@ -375,7 +378,7 @@ impl Drop for RunningWorker {
 pub fn echo_registry<F, Fut>(recorder: &Recorder, worker: usize, outcome: F) -> Registry
 where
     F: Fn(Echo, JobContext) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = shared::JobResult> + Send,
+    Fut: Future<Output = rabbitmq_jobs::JobResult> + Send,
 {
     let recorder = recorder.clone();
     Registry::new().register(move |job: Echo, ctx: JobContext| {
@@ -385,7 +388,7 @@ where
 }
 
 /// The handler outcome "success".
-pub async fn succeed(_: Echo, _: JobContext) -> shared::JobResult {
+pub async fn succeed(_: Echo, _: JobContext) -> rabbitmq_jobs::JobResult {
     Ok(())
 }
 

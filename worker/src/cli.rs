@@ -3,8 +3,8 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
-use shared::photos::PhotoSettings;
-use shared::{AmqpSettings, PublisherSettings, WorkerSettings};
+use photos::PhotoSettings;
+use rabbitmq_jobs::{AmqpSettings, PublisherSettings, WorkerSettings};
 
 /// Consumes the photo pipeline's jobs from RabbitMQ and runs their handlers.
 #[derive(Debug, clap::Parser)]

@@ -13,9 +13,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use shared::photos;
-use shared::photos::imaging::{ContentFilter, HashBlocklist};
-use shared::{AmqpSettings, CpuPool, Publisher, PublisherSettings, Worker};
+use photos::imaging::{ContentFilter, HashBlocklist};
+use rabbitmq_jobs::{AmqpSettings, CpuPool, Publisher, PublisherSettings, Worker};
 
 /// Runs the worker until `shutdown` resolves, then drains. A database that is not up yet
 /// is waited for; `shutdown` ends that wait too.

@@ -2,10 +2,10 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::init_tracing();
+    rabbitmq_jobs::init_tracing();
     worker::run(
-        shared::parse_args::<worker::Cli>(),
-        shared::shutdown_signal(),
+        rabbitmq_jobs::parse_args::<worker::Cli>(),
+        rabbitmq_jobs::shutdown_signal(),
     )
     .await
 }

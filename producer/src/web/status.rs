@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use shared::photos::{ImageStatus, UserProfile};
+use photos::{ImageStatus, UserProfile};
 use uuid::Uuid;
 
 use super::upload::check_user_id;

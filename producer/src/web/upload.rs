@@ -11,13 +11,11 @@ use axum::extract::multipart::MultipartError;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use photos::imaging::{CheckedImage, UploadError, check_upload, decode_cost, strip_metadata};
+use photos::storage::{original_key, public_original_key};
+use photos::{EmailJob, ModerationJob, NewUpload, Storage, ThumbnailJob};
+use rabbitmq_jobs::{Job, PublishError};
 use serde_json::json;
-use shared::photos::imaging::{
-    CheckedImage, UploadError, check_upload, decode_cost, strip_metadata,
-};
-use shared::photos::storage::{original_key, public_original_key};
-use shared::photos::{EmailJob, ModerationJob, NewUpload, Storage, ThumbnailJob};
-use shared::{Job, PublishError};
 use uuid::Uuid;
 
 use super::{ApiError, AppState};

@@ -18,7 +18,7 @@ mod timing;
 
 use std::time::Instant;
 
-use shared::{Publisher, work_queue};
+use rabbitmq_jobs::{Publisher, work_queue};
 
 use crate::processes::Process;
 use crate::python;
@@ -92,7 +92,7 @@ async fn ours_round(bench: &Bench, ours: &Ours, counts: Counts, side: &mut Side)
         0,
         counts.count as f64 / started.elapsed().as_secs_f64(),
     );
-    let queue = work_queue(<NoopJob as shared::Job>::KIND);
+    let queue = work_queue(<NoopJob as rabbitmq_jobs::Job>::KIND);
     let exe = std::env::current_exe().expect("bench binary");
     let env = [("AMQP_URL", bench.url.clone()), ("RUST_LOG", "warn".into())];
     let start = || Process::spawn(exe, &["noop-worker"], &env);

@@ -15,10 +15,10 @@ use futures_util::StreamExt;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
-use serde::Deserialize;
-use shared::{
+use rabbitmq_jobs::{
     Job, JobContext, JobEvent, JobId, JobObserver, JobOutcome, Observed, Registry, work_queue,
 };
+use serde::Deserialize;
 use tokio::sync::Notify;
 
 use crate::throughput::{Bench, NoopJob, RunningWorker, worker_settings};
@@ -116,7 +116,7 @@ pub async fn runtime(bench: &Bench, count: usize, concurrency: u16) -> f64 {
     let registry = Registry::new()
         .register(|_: NoopJob, _: JobContext| async { Ok(()) })
         .observe(CountSettled(Arc::clone(&settled)));
-    let settings = shared::WorkerSettings {
+    let settings = rabbitmq_jobs::WorkerSettings {
         concurrency,
         ..worker_settings("bench")
     };

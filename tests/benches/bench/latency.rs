@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::{StreamExt, stream};
-use shared::{JobContext, Publisher, Registry};
+use rabbitmq_jobs::{JobContext, Publisher, Registry};
 
 use crate::report::{Section, median, per_second, quantile};
 use crate::throughput::{Bench, NoopJob, RunningWorker};

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
-use shared::{Registry, Worker, work_queue};
+use rabbitmq_jobs::{Registry, Worker, work_queue};
 
 use crate::processes::Process;
 use crate::report::{Section, per_second};
@@ -16,13 +16,14 @@ use crate::throughput::{Bench, NoopJob, PREFETCH, worker_settings};
 /// `BENCH_PREFETCH` sets its concurrency, and so its prefetch (default [`PREFETCH`]).
 pub async fn noop_worker() {
     let url = std::env::var("AMQP_URL").expect("AMQP_URL");
-    let amqp = shared::AmqpSettings::from_url(&url).expect("AMQP_URL");
+    let amqp = rabbitmq_jobs::AmqpSettings::from_url(&url).expect("AMQP_URL");
     let prefetch =
         std::env::var("BENCH_PREFETCH").map_or(PREFETCH, |p| p.parse().expect("BENCH_PREFETCH"));
-    let registry = Registry::new().register(|_: NoopJob, _: shared::JobContext| async { Ok(()) });
+    let registry =
+        Registry::new().register(|_: NoopJob, _: rabbitmq_jobs::JobContext| async { Ok(()) });
     let worker = Worker::new(
         amqp,
-        shared::WorkerSettings {
+        rabbitmq_jobs::WorkerSettings {
             concurrency: prefetch,
             ..worker_settings("noop-child")
         },
@@ -31,7 +32,7 @@ pub async fn noop_worker() {
     )
     .expect("worker");
     worker
-        .run(shared::shutdown_signal())
+        .run(rabbitmq_jobs::shutdown_signal())
         .await
         .expect("noop worker");
 }
@@ -93,7 +94,7 @@ async fn drain(bench: &Bench, count: usize, prefetch: u16) -> (f64, f64) {
 /// it until the queue is drained (process start-up included); returns (jobs/s, the worker's
 /// peak RSS in MiB).
 async fn drain_with_noop_worker(bench: &Bench, count: usize, prefetch: u16) -> (f64, f64) {
-    let queue = work_queue(<NoopJob as shared::Job>::KIND);
+    let queue = work_queue(<NoopJob as rabbitmq_jobs::Job>::KIND);
     let exe = std::env::current_exe().expect("bench binary");
     let started = Instant::now();
     let child = Process::spawn(

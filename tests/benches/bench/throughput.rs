@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueuePurgeOptions};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
-use serde::{Deserialize, Serialize};
-use shared::{
+use rabbitmq_jobs::{
     AmqpSettings, CONTENT_TYPE, Job, Publisher, PublisherSettings, Registry, Topology, Worker,
     WorkerSettings, work_queue,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::consume;
 use crate::cpu::{Run, measured};

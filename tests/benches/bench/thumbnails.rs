@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
-use shared::photos::imaging::{UploadLimits, make_thumbnails, thumbnail_decode_size};
+use photos::imaging::{UploadLimits, make_thumbnails, thumbnail_decode_size};
 
 use crate::python;
 use crate::report::{Section, median};

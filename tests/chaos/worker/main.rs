@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use shared::{Job, JobContext, JobError, JobResult, Registry, Worker};
+use rabbitmq_jobs::{Job, JobContext, JobError, JobResult, Registry, Worker};
 use sqlx::PgPool;
 use support::chaos::{self, ChaosAbort, ChaosEffect, ChaosPanic};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    shared::init_tracing();
-    let cli = shared::parse_args::<worker::Cli>();
+    rabbitmq_jobs::init_tracing();
+    let cli = rabbitmq_jobs::parse_args::<worker::Cli>();
     let pipeline = worker::pipeline(&cli.pipeline, &cli.amqp, cli.publishing.clone()).await?;
     let pool = chaos::connect(&cli.pipeline.photos.database_url, 4)
         .await
@@ -25,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let worker = Worker::new(cli.amqp, cli.worker, cli.publishing, registry)
         .context("invalid worker configuration")?;
     worker
-        .run(shared::shutdown_signal())
+        .run(rabbitmq_jobs::shutdown_signal())
         .await
         .context("worker stopped")
 }

@@ -1,7 +1,7 @@
 //! Bad messages go to the dead-letter queue at once, with the reason, and never loop.
 
+use rabbitmq_jobs::{Job, work_queue};
 use serde_json::json;
-use shared::{Job, work_queue};
 
 use crate::helpers::{Echo, Recorder, echo_registry, spawn_app, succeed};
 
@@ -76,7 +76,7 @@ async fn a_job_claiming_the_largest_attempt_count_still_runs() {
     let (_connection, channel) = app.raw_channel().await;
     let mut headers = lapin::types::FieldTable::default();
     headers.insert(
-        shared::JOB_ATTEMPTS.into(),
+        rabbitmq_jobs::JOB_ATTEMPTS.into(),
         lapin::types::AMQPValue::LongUInt(u32::MAX),
     );
     let properties = lapin::BasicProperties::default()
@@ -85,7 +85,7 @@ async fn a_job_claiming_the_largest_attempt_count_still_runs() {
         .with_headers(headers);
     channel
         .basic_publish(
-            shared::EXCHANGE.into(),
+            rabbitmq_jobs::EXCHANGE.into(),
             Echo::KIND.into(),
             lapin::options::BasicPublishOptions::default(),
             &envelope("echo", 1, json!({"n": 4})),
@@ -105,11 +105,11 @@ async fn a_job_claiming_the_largest_attempt_count_still_runs() {
 async fn a_message_over_the_size_limit_is_dead_lettered_unread() {
     let app = spawn_app("oversized-incoming").await;
     let recorder = Recorder::default();
-    let publishing = shared::PublisherSettings {
+    let publishing = rabbitmq_jobs::PublisherSettings {
         max_message_size: 10_000,
         ..crate::helpers::fast_publishing()
     };
-    let worker = shared::Worker::new(
+    let worker = rabbitmq_jobs::Worker::new(
         app.amqp.clone(),
         app.worker_settings("small"),
         publishing,

@@ -4,8 +4,8 @@ use std::collections::{HashMap, HashSet};
 
 use lapin::BasicProperties;
 use lapin::options::BasicPublishOptions;
+use rabbitmq_jobs::{Job, work_queue};
 use serde_json::json;
-use shared::{Job, work_queue};
 
 use crate::helpers::{Echo, Recorder, echo_registry, publish_echoes, spawn_app, succeed};
 

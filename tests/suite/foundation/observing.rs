@@ -1,7 +1,7 @@
 //! The observer hears a job's outcome before the broker forgets the job, so a status page
 //! never shows "running" for a job a dead worker finished.
 
-use shared::{Job, JobEvent, JobObserver, JobOutcome, Observed, work_queue};
+use rabbitmq_jobs::{Job, JobEvent, JobObserver, JobOutcome, Observed, work_queue};
 use tokio::sync::mpsc;
 
 use crate::helpers::{Echo, PATIENCE, Recorder, echo_registry, spawn_app, succeed};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shared::{
+use rabbitmq_jobs::{
     HumanDuration, Job, JobError, JobEvent, JobObserver, JobOutcome, KindSetting, Observed,
     Topology, dead_letter_queue, work_queue,
 };
@@ -47,14 +47,15 @@ async fn delete_queue(app: &TestApp, queue: &str) {
 /// not declare it again, so a queue the test deletes stays deleted.
 fn start_worker(
     app: &TestApp,
-    registry: shared::Registry,
-    settings: shared::WorkerSettings,
+    registry: rabbitmq_jobs::Registry,
+    settings: rabbitmq_jobs::WorkerSettings,
 ) -> RunningWorker {
-    let publishing = shared::PublisherSettings {
+    let publishing = rabbitmq_jobs::PublisherSettings {
         channels: 1,
         ..fast_publishing()
     };
-    let worker = shared::Worker::new(app.amqp.clone(), settings, publishing, registry).unwrap();
+    let worker =
+        rabbitmq_jobs::Worker::new(app.amqp.clone(), settings, publishing, registry).unwrap();
     RunningWorker::spawn(move || async move { worker })
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use shared::{
+use rabbitmq_jobs::{
     AmqpSettings, BrokerUser, Job, JobError, Publisher, Role, Topology, TopologyMode,
     broker_definitions, work_queue,
 };
@@ -97,12 +97,17 @@ async fn least_privilege_users_can_do_their_job_and_nothing_else() {
         }
     });
     let mut settings = app.worker_settings("least-privilege");
-    settings.retry_policies = vec![shared::KindSetting {
+    settings.retry_policies = vec![rabbitmq_jobs::KindSetting {
         kind: Echo::KIND.into(),
-        value: shared::RetryPolicy::new(3, Duration::from_millis(100), Duration::from_secs(1)),
+        value: rabbitmq_jobs::RetryPolicy::new(
+            3,
+            Duration::from_millis(100),
+            Duration::from_secs(1),
+        ),
     }];
     let worker =
-        shared::Worker::new(users.worker.clone(), settings, fast_publishing(), registry).unwrap();
+        rabbitmq_jobs::Worker::new(users.worker.clone(), settings, fast_publishing(), registry)
+            .unwrap();
     let _worker = crate::helpers::RunningWorker::spawn(move || async move { worker });
     let calls = recorder.wait_for_calls(3).await;
     let mut seen: Vec<(u64, u32)> = calls.iter().map(|c| (c.n, c.attempt)).collect();

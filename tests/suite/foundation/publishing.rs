@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use rabbitmq_jobs::{Job, PublishError, Publisher, PublisherSettings, Topology};
 use serde::{Deserialize, Serialize};
-use shared::{Job, PublishError, Publisher, PublisherSettings, Topology};
 use support::Broker;
 
 use crate::helpers::{Echo, TestApp, spawn_app, spawn_app_on};

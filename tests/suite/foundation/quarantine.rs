@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use shared::{Job, JobId, dead_letter_queue, quarantine_queue, work_queue};
+use rabbitmq_jobs::{Job, JobId, dead_letter_queue, quarantine_queue, work_queue};
 use support::wait_until;
 
 use crate::helpers::{Echo, PATIENCE, Recorder, echo_registry, publish_echoes, spawn_app, succeed};
@@ -80,7 +80,7 @@ async fn jobs_held_by_a_worker_killed_six_times_are_never_dead_lettered() {
 
 /// Job 13 "crashes" its worker: the test kills the worker as soon as 13 starts on it. The
 /// others take a little while, so they run beside it.
-fn crashing_registry(recorder: &Recorder, worker: usize) -> shared::Registry {
+fn crashing_registry(recorder: &Recorder, worker: usize) -> rabbitmq_jobs::Registry {
     echo_registry(recorder, worker, |job, _| async move {
         if job.n == 13 {
             std::future::pending::<()>().await;

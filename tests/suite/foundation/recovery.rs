@@ -1,7 +1,7 @@
 //! Workers and publishers heal: a dead worker's job goes to another, and connections cut by
 //! the broker or a broker restart lose nothing.
 
-use shared::{Job, JobId, Publisher, work_queue};
+use rabbitmq_jobs::{Job, JobId, Publisher, work_queue};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use rabbitmq_jobs::{Job, JobError, KindSetting, RetryPolicy, dead_letter_queue, work_queue};
 use serde_json::json;
-use shared::{Job, JobError, KindSetting, RetryPolicy, dead_letter_queue, work_queue};
 
 use crate::helpers::{Echo, Recorder, echo_registry, spawn_app};
 
@@ -142,7 +142,7 @@ async fn a_run_over_its_kinds_timeout_is_retried() {
     let mut settings = app.worker_settings("w");
     settings.job_timeouts = vec![KindSetting {
         kind: Echo::KIND.to_owned(),
-        value: shared::HumanDuration(Duration::from_millis(300)),
+        value: rabbitmq_jobs::HumanDuration(Duration::from_millis(300)),
     }];
     let _worker = app.start_worker_with(registry, settings);
 

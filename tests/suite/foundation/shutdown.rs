@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use shared::{Job, work_queue};
+use rabbitmq_jobs::{Job, work_queue};
 
 use support::wait_until;
 

@@ -2,11 +2,11 @@
 //! are missing does not stop a worker from serving the others.
 
 use lapin::options::{BasicGetOptions, BasicRejectOptions};
-use serde::{Deserialize, Serialize};
-use shared::{
+use rabbitmq_jobs::{
     Job, JobContext, JobError, Publisher, Registry, Topology, TopologyMode, dead_letter_queue,
     work_queue,
 };
+use serde::{Deserialize, Serialize};
 
 use crate::helpers::{Echo, Recorder, echo_registry, fast_publishing, spawn_app};
 
@@ -74,7 +74,7 @@ async fn a_worker_serves_its_other_kinds_while_one_kinds_queues_are_missing_and_
     // Verify only, as a least-privilege worker does: `late` has no queues yet.
     let mut amqp = app.amqp.clone();
     amqp.topology = TopologyMode::Verify;
-    let worker = shared::Worker::new(
+    let worker = rabbitmq_jobs::Worker::new(
         amqp,
         app.worker_settings("verify"),
         fast_publishing(),

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shared::photos::{ImageState, ImageStatus, JobState, PhotoSettings};
-use shared::{AmqpSettings, Publisher, Topology, Worker, photos};
+use photos::{ImageState, ImageStatus, JobState, PhotoSettings};
+use rabbitmq_jobs::{AmqpSettings, Publisher, Topology, Worker};
 use support::{Broker, PhotoDatabase, Postgres, Vhost, wait_until};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -128,9 +128,9 @@ impl PhotoApp {
     /// A photo worker, as `worker` runs it, in a runtime of its own.
     pub fn start_worker(&self) -> RunningWorker {
         let (amqp, pipeline) = (self.amqp.clone(), self.pipeline.clone());
-        let settings = shared::WorkerSettings {
+        let settings = rabbitmq_jobs::WorkerSettings {
             name: format!("{}-worker", self.vhost.name),
-            ..shared::WorkerSettings::default()
+            ..rabbitmq_jobs::WorkerSettings::default()
         };
         RunningWorker::spawn(move || async move {
             let handlers = worker::pipeline(&pipeline, &amqp, fast_publishing())

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use shared::photos::ImageState;
+use photos::ImageState;
 use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;

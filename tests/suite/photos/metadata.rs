@@ -7,7 +7,7 @@ use img_parts::png::{Png, PngChunk};
 use img_parts::riff::{RiffChunk, RiffContent};
 use img_parts::webp::WebP;
 use img_parts::{Bytes, ImageEXIF};
-use shared::photos::ImageState;
+use photos::ImageState;
 
 use super::app::{Options, spawn_photo_app};
 use super::fixtures::{jpeg, photo, png, with_gps_exif};

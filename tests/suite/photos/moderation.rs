@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use shared::photos::ImageState;
-use shared::photos::imaging::{Fingerprint, UploadLimits};
+use photos::ImageState;
+use photos::imaging::{Fingerprint, UploadLimits};
 use uuid::Uuid;
 
 use super::app::{Options, PhotoApp, spawn_photo_app};
@@ -86,7 +86,7 @@ async fn a_rejected_upload_is_never_served_and_its_status_names_nothing_of_the_m
     assert!(status.thumbnails.is_empty(), "{:?}", status.thumbnails);
     assert_not_served(&app, image_id).await;
     let reason = status.rejection_reason.expect("a rejection says so");
-    assert_eq!(reason, shared::photos::REJECTION_NOTICE);
+    assert_eq!(reason, photos::REJECTION_NOTICE);
     for secret in [
         fingerprint.to_string(),
         "distance".into(),

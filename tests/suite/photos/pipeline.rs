@@ -3,8 +3,8 @@
 
 use std::io::Cursor;
 
-use shared::photos::ImageState;
-use shared::photos::imaging::{Fingerprint, UploadLimits};
+use photos::ImageState;
+use photos::imaging::{Fingerprint, UploadLimits};
 use uuid::Uuid;
 
 use super::app::{Options, PhotoApp, spawn_photo_app};
@@ -86,7 +86,7 @@ async fn a_blocklisted_image_ends_rejected_and_the_avatar_stays_as_it_was() {
     let status = app.wait_for(rejected, ImageState::Rejected).await;
     assert_eq!(
         status.rejection_reason.as_deref(),
-        Some(shared::photos::REJECTION_NOTICE)
+        Some(photos::REJECTION_NOTICE)
     );
     assert_eq!(
         app.user("carol").await["avatar_url"],
@@ -105,19 +105,19 @@ async fn the_same_jobs_delivered_twice_have_one_effect() {
     // Deliver every job of the upload again, as the broker does after a lost ack.
     let user_id = "dave".to_owned();
     let (thumbnails, moderation, email, profile) = (
-        shared::photos::ThumbnailJob {
+        photos::ThumbnailJob {
             image_id,
             user_id: user_id.clone(),
         },
-        shared::photos::ModerationJob {
+        photos::ModerationJob {
             image_id,
             user_id: user_id.clone(),
         },
-        shared::photos::EmailJob {
+        photos::EmailJob {
             image_id,
             user_id: user_id.clone(),
         },
-        shared::photos::ProfileUrlJob { image_id, user_id },
+        photos::ProfileUrlJob { image_id, user_id },
     );
     let published_at = chrono::Utc::now();
     app.publisher.publish(&thumbnails).await.unwrap();
@@ -184,7 +184,7 @@ async fn uploads_are_accepted_with_no_worker_running_and_processed_once_one_star
             status
                 .jobs
                 .values()
-                .all(|j| j.state == shared::photos::JobState::Queued)
+                .all(|j| j.state == photos::JobState::Queued)
         );
     }
 

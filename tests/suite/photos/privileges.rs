@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use shared::photos::{ImageState, PhotoStore, StoreError, set_up_database};
+use photos::{ImageState, PhotoStore, StoreError, set_up_database};
 use sqlx::PgPool;
 use support::{Postgres, test_roles, unique_prefix};
 
@@ -150,7 +150,7 @@ async fn setting_up_a_database_the_apps_migrated_hands_it_to_the_owner_and_takes
     let url = Postgres::shared().database("set-up-again").await.unwrap();
     let db = PgPool::connect(&url).await.unwrap();
     // As earlier versions did: the app migrated at start, as the superuser.
-    sqlx::migrate!("../shared/migrations")
+    sqlx::migrate!("../shared/photos/migrations")
         .run(&db)
         .await
         .unwrap();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use shared::photos::{ImageState, JobRecord, JobState, NewUpload, PhotoStore};
+use photos::{ImageState, JobRecord, JobState, NewUpload, PhotoStore};
 use support::Postgres;
 use uuid::Uuid;
 

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shared::photos::{PhotoSettings, set_up_database};
-use shared::{AmqpSettings, PublisherSettings};
+use photos::{PhotoSettings, set_up_database};
+use rabbitmq_jobs::{AmqpSettings, PublisherSettings};
 use support::{Broker, Postgres, test_roles, wait_until};
 use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -150,7 +150,7 @@ async fn a_worker_waiting_for_its_database_stops_at_once_when_told_to() {
     let cli = worker::Cli {
         kinds: Vec::new(),
         amqp: no_broker(),
-        worker: shared::WorkerSettings::default(),
+        worker: rabbitmq_jobs::WorkerSettings::default(),
         publishing: PublisherSettings::default(),
         pipeline: pipeline_settings(url, &dir),
     };

@@ -1,7 +1,7 @@
 //! A job is acked only once its outcome is recorded: while the status write fails, the job
 //! stays with its worker, which tries the write again, so the status is never silently wrong.
 
-use shared::photos::{ImageState, JobState};
+use photos::{ImageState, JobState};
 use support::wait_until;
 
 use super::app::{Options, spawn_photo_app};

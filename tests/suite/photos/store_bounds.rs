@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use shared::photos::{PhotoStore, StoreError};
+use photos::{PhotoStore, StoreError};
 use sqlx::Connection;
 use support::Postgres;
 use tokio::time::Instant;

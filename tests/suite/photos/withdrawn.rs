@@ -2,8 +2,8 @@
 //! the jobs queued before the failure still arrive and have nothing to do. A job for an image
 //! that never existed is still a bad job.
 
-use shared::photos::{PhotoStore, ThumbnailJob};
-use shared::{Job, dead_letter_queue, work_queue};
+use photos::{PhotoStore, ThumbnailJob};
+use rabbitmq_jobs::{Job, dead_letter_queue, work_queue};
 use uuid::Uuid;
 
 use super::app::{Options, spawn_photo_app};

@@ -3,7 +3,7 @@
 //! worker's limit fails for good instead of being decoded (moderation decoded anything before
 //! it reserved room in the decode budget).
 
-use shared::photos::{ImageState, JobState};
+use photos::{ImageState, JobState};
 use support::wait_until;
 
 use super::app::{Options, spawn_photo_app};

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use lettre::Message;
 use lettre::message::header::ContentType;
-use shared::photos::EmailJob;
-use shared::{JobError, JobResult, ResultExt};
+use photos::EmailJob;
+use rabbitmq_jobs::{JobError, JobResult, ResultExt};
 
 use super::Pipeline;
 use crate::mailer::{confirmation_message_id, mailbox};

@@ -1,7 +1,7 @@
 //! The join of thumbnails and moderation: whichever finishes last publishes `update_profile_url`.
 
-use shared::photos::{ImageFacts, ProfileUrlJob};
-use shared::{JobResult, ResultExt};
+use photos::{ImageFacts, ProfileUrlJob};
+use rabbitmq_jobs::{JobResult, ResultExt};
 use uuid::Uuid;
 
 use super::Pipeline;

@@ -15,14 +15,12 @@ mod thumbnails;
 use std::sync::Arc;
 
 use lettre::message::Mailbox;
-use shared::photos::imaging::{
-    ContentFilter, DecodeBudget, DecodeReservation, UploadLimits, decode_cost,
-};
-use shared::photos::{
+use photos::imaging::{ContentFilter, DecodeBudget, DecodeReservation, UploadLimits, decode_cost};
+use photos::{
     EmailJob, ImageFacts, LocalStorage, ModerationJob, PhotoStore, ProfileUrlJob, StatusRecorder,
     ThumbnailJob,
 };
-use shared::{CpuPool, JobError, Publisher, Registry, ResultExt};
+use rabbitmq_jobs::{CpuPool, JobError, Publisher, Registry, ResultExt};
 use uuid::Uuid;
 
 use crate::mailer::Mailer;
@@ -83,7 +81,7 @@ impl Pipeline {
     /// The original upload's bytes, with room reserved in the decode budget for decoding
     /// them (held until the reservation is dropped).
     async fn original(&self, facts: &ImageFacts) -> Result<(Vec<u8>, DecodeReservation), JobError> {
-        use shared::photos::Storage;
+        use photos::Storage;
         let original = self
             .storage
             .get(&facts.original_key)

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use shared::photos::ModerationJob;
-use shared::photos::imaging::ModerationVerdict;
-use shared::{JobError, JobResult, ResultExt};
+use photos::ModerationJob;
+use photos::imaging::ModerationVerdict;
+use rabbitmq_jobs::{JobError, JobResult, ResultExt};
 
 use super::Pipeline;
 

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use shared::photos::ProfileUrlJob;
-use shared::{JobResult, ResultExt};
+use photos::ProfileUrlJob;
+use rabbitmq_jobs::{JobResult, ResultExt};
 
 use super::Pipeline;
 

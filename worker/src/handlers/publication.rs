@@ -1,9 +1,9 @@
 //! Moderation gates what is served: an upload's files wait under `pending/` and move to
 //! `public/` only once it is approved; a rejected upload's are removed.
 
-use shared::photos::storage::published_key;
-use shared::photos::{ImageFacts, Storage};
-use shared::{JobResult, ResultExt};
+use photos::storage::published_key;
+use photos::{ImageFacts, Storage};
+use rabbitmq_jobs::{JobResult, ResultExt};
 use uuid::Uuid;
 
 use super::Pipeline;

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use shared::photos::Storage;
-use shared::photos::ThumbnailJob;
-use shared::photos::imaging::make_thumbnails;
-use shared::photos::storage::thumbnail_key;
-use shared::{JobError, JobResult, ResultExt};
+use photos::Storage;
+use photos::ThumbnailJob;
+use photos::imaging::make_thumbnails;
+use photos::storage::thumbnail_key;
+use rabbitmq_jobs::{JobError, JobResult, ResultExt};
 
 use super::Pipeline;
 

@@ -1,0 +1,48 @@
+//! Typed background jobs over RabbitMQ.
+//!
+//! The machinery ([`Job`], the envelope, [`Topology`], [`Publisher`], [`Worker`]) knows
+//! nothing of any domain: each domain is a crate of its own beside this one that defines its
+//! job types, handlers and observer, so a new domain never touches the machinery.
+
+mod backoff;
+mod cli;
+mod connection;
+mod cpu;
+mod definitions;
+mod envelope;
+mod headers;
+mod job;
+mod publisher;
+mod retry;
+mod runtime;
+mod shutdown;
+mod telemetry;
+mod topology;
+
+pub use backoff::Backoff;
+pub use cli::parse_args;
+pub use connection::{AmqpSettings, parse_duration};
+pub use cpu::{CpuPool, CpuTaskError};
+pub use definitions::{BrokerUser, Role, broker_definitions, password_hash};
+pub use envelope::{CONTENT_TYPE, EncodedJob};
+pub use headers::{
+    DELIVERY_COUNT, JOB_ATTEMPTS, JOB_CRASHES, JOB_ERROR, JOB_ORPHANED, header_str, header_u32,
+};
+pub use job::{Job, JobId, is_valid_kind};
+pub use publisher::{PublishError, Publisher, PublisherSettings};
+pub use retry::{RetryDecision, RetryPolicy, WaitTier};
+pub use runtime::{
+    Concurrency, Handler, HumanDuration, JobContext, JobError, JobEvent, JobObserver, JobOutcome,
+    JobResult, KindSetting, ObserveError, Observed, Registry, ResultExt, UnknownKind, Worker,
+    WorkerError, WorkerSettings,
+};
+pub use shutdown::shutdown_signal;
+pub use telemetry::init_tracing;
+pub use topology::{
+    DEAD_LETTER_EXCHANGE, DEAD_LETTER_LIMIT, DELIVERY_LIMIT, Declared, EXCHANGE,
+    QUARANTINE_EXCHANGE, Topology, TopologyDescription, TopologyError, TopologyMode,
+    dead_letter_queue, quarantine_queue, work_queue,
+};
+
+/// Re-exported so users name the same lapin types the library uses.
+pub use lapin;

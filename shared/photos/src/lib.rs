@@ -1,0 +1,26 @@
+//! The photo-sharing domain: the jobs an avatar upload fans out into, their store, their
+//! files and their image work.
+//!
+//! The job machinery ([`rabbitmq_jobs`]) knows nothing of photos; this crate implements
+//! [`Job`](rabbitmq_jobs::Job) for its payloads and a
+//! [`JobObserver`](rabbitmq_jobs::JobObserver) to show their progress.
+
+pub mod imaging;
+mod jobs;
+mod recorder;
+mod settings;
+mod status;
+pub mod storage;
+mod store;
+
+pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
+pub use self::recorder::StatusRecorder;
+pub use self::settings::{OpenDataError, PhotoSettings, when_database_up};
+pub use self::status::{
+    ImageState, ImageStatus, JobState, JobStatus, REJECTION_NOTICE, UserProfile,
+};
+pub use self::storage::{LocalStorage, Storage};
+pub use self::store::{
+    Claim, DatabaseRoles, ImageFacts, JobRecord, Login, NewUpload, PhotoStore, StoreError,
+    set_up_database,
+};
