@@ -32,9 +32,9 @@ pub use job::{Job, JobId, is_valid_kind};
 pub use publisher::{PublishError, Publisher, PublisherSettings};
 pub use retry::{RetryDecision, RetryPolicy, WaitTier};
 pub use runtime::{
-    Concurrency, Handler, HumanDuration, JobContext, JobError, JobEvent, JobObserver, JobOutcome,
-    JobResult, KindSetting, ObserveError, Observed, Registry, ResultExt, UnknownKind, Worker,
-    WorkerError, WorkerSettings,
+    Concurrency, DuplicateKind, Handler, HumanDuration, JobContext, JobError, JobEvent,
+    JobObserver, JobOutcome, JobResult, KindSetting, ObserveError, Observed, Registry, ResultExt,
+    UnknownKind, Worker, WorkerError, WorkerSettings,
 };
 pub use shutdown::shutdown_signal;
 pub use telemetry::init_tracing;

@@ -48,6 +48,8 @@ pub(crate) struct KindEntry {
     /// Jobs of the kind run at once, and so the prefetch of its consumer.
     pub(crate) concurrency: u16,
     handler: Arc<dyn ErasedHandler>,
+    /// Who hears of the kind's jobs: its domain's observer, kept through a merge.
+    pub(crate) observer: Option<Arc<dyn JobObserver>>,
 }
 
 impl KindEntry {
@@ -60,10 +62,12 @@ impl KindEntry {
     }
 }
 
-/// The kinds a worker handles, and who watches their jobs.
+/// The kinds a worker handles, and who watches their jobs. Each domain builds its own and a
+/// worker [merges](Registry::merge) them: every kind keeps its domain's observer.
 #[derive(Clone, Default)]
 pub struct Registry {
     kinds: BTreeMap<&'static str, KindEntry>,
+    /// The observer of kinds registered from now on.
     observer: Option<Arc<dyn JobObserver>>,
 }
 
@@ -71,6 +75,14 @@ impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_set().entries(self.kinds.keys()).finish()
     }
+}
+
+/// Two registries that both handle a kind: which handler runs it would be a guess.
+#[derive(Debug, thiserror::Error)]
+#[error("job kind `{kind}` is registered twice (by two domains' registries)")]
+pub struct DuplicateKind {
+    /// The kind both registries have.
+    pub kind: &'static str,
 }
 
 /// A kind named in settings that no handler is registered for.
@@ -103,20 +115,34 @@ impl Registry {
                 handler: Arc::new(handler),
                 job: PhantomData,
             }),
+            observer: self.observer.clone(),
         };
         self.kinds.insert(J::KIND, entry);
         self
     }
 
-    /// Reports every job's events to `observer` (one per registry; a second replaces it).
+    /// Reports the events of this registry's kinds, registered before or after, to
+    /// `observer` (a second call replaces it). Kinds merged in keep their own.
     #[must_use]
     pub fn observe(mut self, observer: impl JobObserver) -> Self {
-        self.observer = Some(Arc::new(observer));
+        let observer: Arc<dyn JobObserver> = Arc::new(observer);
+        for entry in self.kinds.values_mut() {
+            entry.observer = Some(Arc::clone(&observer));
+        }
+        self.observer = Some(observer);
         self
     }
 
-    pub(crate) fn observer(&self) -> Option<&dyn JobObserver> {
-        self.observer.as_deref()
+    /// Adds `other`'s kinds, each with its handler, settings and observer: how one worker
+    /// serves several domains. A kind both have is an error.
+    pub fn merge(mut self, other: Registry) -> Result<Self, DuplicateKind> {
+        for (kind, entry) in other.kinds {
+            if self.kinds.contains_key(kind) {
+                return Err(DuplicateKind { kind });
+            }
+            self.kinds.insert(kind, entry);
+        }
+        Ok(self)
     }
 
     /// The registered kinds, sorted.

@@ -144,8 +144,8 @@ impl Dispatcher {
         }
     }
 
-    /// Tells the observer, if any, within [`OBSERVER_TIMEOUT`]; true when it recorded the
-    /// event (or there is none). A failure is logged.
+    /// Tells the kind's observer, if any, within [`OBSERVER_TIMEOUT`]; true when it recorded
+    /// the event (or there is none). A failure is logged.
     pub(crate) async fn notify(
         &self,
         received: &Received,
@@ -153,7 +153,8 @@ impl Dispatcher {
         attempt: u32,
         outcome: JobOutcome<'_>,
     ) -> bool {
-        let Some(observer) = self.registry.observer() else {
+        let observer = self.registry.get(received.kind);
+        let Some(observer) = observer.and_then(|entry| entry.observer.as_deref()) else {
             return true;
         };
         let event = JobEvent {
