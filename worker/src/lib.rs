@@ -2,12 +2,10 @@
 //! queues, and each job goes to one of them.
 
 mod cli;
-mod handlers;
-mod mailer;
 
 pub use cli::{Cli, PipelineSettings};
-pub use handlers::{Pipeline, registry};
-pub use mailer::Mailer;
+pub use mail::Mailer;
+pub use photos::{Pipeline, registry};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -75,7 +73,7 @@ pub async fn pipeline(
         filter,
         cpu,
         mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.outbox_dir)?,
-        mail_from: mailer::mailbox(&settings.mail_from)
+        mail_from: mail::mailbox(&settings.mail_from)
             .map_err(anyhow::Error::msg)
             .context("MAIL_FROM")?,
         user_email_domain: settings.user_email_domain.clone(),

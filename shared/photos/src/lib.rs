@@ -1,5 +1,6 @@
 //! The photo-sharing domain: the jobs an avatar upload fans out into, their store, their
-//! files and their image work.
+//! files, their image work and their handlers ([`registry`]), which a worker merges with
+//! other domains'.
 //!
 //! The job machinery ([`rabbitmq_jobs`]) knows nothing of photos; this crate implements
 //! [`Job`](rabbitmq_jobs::Job) for its payloads and a
@@ -12,6 +13,7 @@ mod settings;
 mod status;
 pub mod storage;
 mod store;
+mod work;
 
 pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
 pub use self::recorder::StatusRecorder;
@@ -24,3 +26,4 @@ pub use self::store::{
     Claim, DatabaseRoles, ImageFacts, JobRecord, Login, NewUpload, PhotoStore, StoreError,
     set_up_database,
 };
+pub use self::work::{Pipeline, registry};

@@ -1,8 +1,8 @@
 //! Moderation gates what is served: an upload's files wait under `pending/` and move to
 //! `public/` only once it is approved; a rejected upload's are removed.
 
-use photos::storage::published_key;
-use photos::{ImageFacts, Storage};
+use crate::storage::published_key;
+use crate::{ImageFacts, Storage};
 use rabbitmq_jobs::{JobResult, ResultExt};
 use uuid::Uuid;
 

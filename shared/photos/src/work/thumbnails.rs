@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use photos::Storage;
-use photos::ThumbnailJob;
-use photos::imaging::make_thumbnails;
-use photos::storage::thumbnail_key;
+use crate::Storage;
+use crate::ThumbnailJob;
+use crate::imaging::make_thumbnails;
+use crate::storage::thumbnail_key;
 use rabbitmq_jobs::{JobError, JobResult, ResultExt};
 
 use super::Pipeline;

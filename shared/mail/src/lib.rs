@@ -1,8 +1,8 @@
-//! Sending mail: SMTP when `SMTP_URL` is set, otherwise `.eml` files in an outbox folder
-//! (the embedded default, for development and tests).
+//! Sending mail, for every domain's jobs: SMTP when `SMTP_URL` is set, otherwise `.eml` files
+//! in an outbox folder (the embedded default, for development and tests).
 //!
-//! A confirmation is sent again when a worker dies between sending it and recording it, so
-//! every message carries a Message-ID derived from what it is about: receivers
+//! A mail job is sent again when a worker dies between sending and recording it, so every
+//! message carries a Message-ID derived from what it is about ([`message_id`]): receivers
 //! can deduplicate on it, and the outbox names the file after it, so a repeat rewrites the
 //! same file instead of adding one.
 
@@ -12,6 +12,25 @@ use std::path::{Path, PathBuf};
 use lettre::message::{Mailbox, Message};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use uuid::Uuid;
+
+/// Re-exported so domains build messages with the same lettre this crate sends them with.
+pub use lettre;
+
+/// Why a [`Mailer`] could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum MailerError {
+    /// `SMTP_URL` does not parse (the URL itself is not repeated: it may hold a password).
+    #[error("SMTP_URL is not a valid smtp:// or smtps:// URL: {0}")]
+    SmtpUrl(lettre::transport::smtp::Error),
+    /// The outbox folder cannot be created.
+    #[error("creating OUTBOX_DIR {dir}: {source}")]
+    Outbox {
+        /// The folder.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
 
 /// Where mail goes.
 #[derive(Debug, Clone)]
@@ -24,18 +43,19 @@ pub enum Mailer {
 
 impl Mailer {
     /// SMTP if `smtp_url` is given, else the outbox folder (created if missing).
-    pub fn new(smtp_url: Option<&str>, outbox: &Path) -> anyhow::Result<Self> {
-        use anyhow::Context;
+    pub fn new(smtp_url: Option<&str>, outbox: &Path) -> Result<Self, MailerError> {
         // An empty SMTP_URL (compose's `${SMTP_URL:-}`) means none.
         match smtp_url.filter(|url| !url.trim().is_empty()) {
             Some(url) => Ok(Self::Smtp(
                 AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .context("SMTP_URL is not a valid smtp:// or smtps:// URL")?
+                    .map_err(MailerError::SmtpUrl)?
                     .build(),
             )),
             None => {
-                std::fs::create_dir_all(outbox)
-                    .with_context(|| format!("creating OUTBOX_DIR {}", outbox.display()))?;
+                std::fs::create_dir_all(outbox).map_err(|source| MailerError::Outbox {
+                    dir: outbox.to_owned(),
+                    source,
+                })?;
                 Ok(Self::Outbox(outbox.to_owned()))
             }
         }
@@ -67,10 +87,11 @@ impl Mailer {
     }
 }
 
-/// The Message-ID of an upload's confirmation: the same for every send of it.
+/// The Message-ID of the mail about `about` (e.g. `upload-<id>`), the same for every send of
+/// it, in the sender's domain.
 #[must_use]
-pub fn confirmation_message_id(image_id: Uuid, from: &Mailbox) -> String {
-    format!("<upload-{image_id}@{}>", from.email.domain())
+pub fn message_id(about: &str, from: &Mailbox) -> String {
+    format!("<{about}@{}>", from.email.domain())
 }
 
 /// A file name from a Message-ID: its characters that are safe in a name, `_` for others.

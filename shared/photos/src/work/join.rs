@@ -1,6 +1,6 @@
 //! The join of thumbnails and moderation: whichever finishes last publishes `update_profile_url`.
 
-use photos::{ImageFacts, ProfileUrlJob};
+use crate::{ImageFacts, ProfileUrlJob};
 use rabbitmq_jobs::{JobResult, ResultExt};
 use uuid::Uuid;
 

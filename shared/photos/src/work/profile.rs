@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use photos::ProfileUrlJob;
+use crate::ProfileUrlJob;
 use rabbitmq_jobs::{JobResult, ResultExt};
 
 use super::Pipeline;

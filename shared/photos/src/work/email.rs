@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use lettre::Message;
-use lettre::message::header::ContentType;
-use photos::EmailJob;
+use crate::EmailJob;
+use mail::lettre::Message;
+use mail::lettre::message::header::ContentType;
 use rabbitmq_jobs::{JobError, JobResult, ResultExt};
 
 use super::Pipeline;
-use crate::mailer::{confirmation_message_id, mailbox};
+use mail::{mailbox, message_id};
 
 pub async fn handle(pipeline: Arc<Pipeline>, job: EmailJob) -> JobResult {
     let Some(facts) = pipeline.facts(job.image_id).await? else {
@@ -24,8 +24,8 @@ pub async fn handle(pipeline: Arc<Pipeline>, job: EmailJob) -> JobResult {
     // The same Message-ID for every send of this upload's confirmation: a send repeated
     // after a crash rewrites the outbox file, and SMTP receivers can deduplicate it.
     let message = Message::builder()
-        .message_id(Some(confirmation_message_id(
-            job.image_id,
+        .message_id(Some(message_id(
+            &format!("upload-{}", job.image_id),
             &pipeline.mail_from,
         )))
         .from(pipeline.mail_from.clone())

@@ -1,4 +1,4 @@
-//! The photo pipeline's handlers and what they share.
+//! The photo handlers and what they share.
 //!
 //! Every handler is idempotent (delivery is at least once): files are overwritten with the
 //! same content, the first moderation verdict stands, and one-time effects (the profile job,
@@ -14,16 +14,16 @@ mod thumbnails;
 
 use std::sync::Arc;
 
-use lettre::message::Mailbox;
-use photos::imaging::{ContentFilter, DecodeBudget, DecodeReservation, UploadLimits, decode_cost};
-use photos::{
+use crate::imaging::{ContentFilter, DecodeBudget, DecodeReservation, UploadLimits, decode_cost};
+use crate::{
     EmailJob, ImageFacts, LocalStorage, ModerationJob, PhotoStore, ProfileUrlJob, StatusRecorder,
     ThumbnailJob,
 };
+use mail::lettre::message::Mailbox;
 use rabbitmq_jobs::{CpuPool, JobError, Publisher, Registry, ResultExt};
 use uuid::Uuid;
 
-use crate::mailer::Mailer;
+use mail::Mailer;
 
 /// Everything the handlers use.
 pub struct Pipeline {
@@ -81,7 +81,7 @@ impl Pipeline {
     /// The original upload's bytes, with room reserved in the decode budget for decoding
     /// them (held until the reservation is dropped).
     async fn original(&self, facts: &ImageFacts) -> Result<(Vec<u8>, DecodeReservation), JobError> {
-        use photos::Storage;
+        use crate::Storage;
         let original = self
             .storage
             .get(&facts.original_key)

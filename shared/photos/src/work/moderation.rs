@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
-use photos::ModerationJob;
-use photos::imaging::ModerationVerdict;
+use crate::ModerationJob;
+use crate::imaging::ModerationVerdict;
 use rabbitmq_jobs::{JobError, JobResult, ResultExt};
 
 use super::Pipeline;
