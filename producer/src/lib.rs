@@ -100,12 +100,14 @@ pub async fn app_state(
     let photos = &settings.photos;
     let (store, storage) = photos.open().await?;
     Ok(web::AppState {
-        publisher,
-        store,
-        storage: Arc::new(storage),
-        limits: photos.limits(),
-        decode_budget: photos.decode_budget(),
-        decode_wait: settings.decode_wait,
+        uploads: photos::Uploads {
+            store,
+            storage: Arc::new(storage),
+            publisher,
+            limits: photos.limits(),
+            decode_budget: photos.decode_budget(),
+            decode_wait: settings.decode_wait,
+        },
         max_upload_bytes: usize::try_from(settings.max_upload_bytes).context("MAX_UPLOAD_BYTES")?,
         body_read_timeout: settings.body_read_timeout,
     })

@@ -11,11 +11,13 @@ pub async fn alive() -> Json<Value> {
 }
 
 pub async fn ready(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    app.store
+    app.uploads
+        .store
         .ping()
         .await
         .map_err(|e| ApiError::unavailable("the database does not answer", e))?;
-    app.publisher
+    app.uploads
+        .publisher
         .ready()
         .await
         .map_err(|e| ApiError::unavailable("RabbitMQ does not answer", e))?;

@@ -7,15 +7,12 @@ mod status;
 mod upload;
 
 use std::future::{Future, IntoFuture};
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use photos::imaging::{DecodeBudget, UploadLimits};
-use photos::{LocalStorage, PhotoStore};
-use rabbitmq_jobs::Publisher;
+use photos::Uploads;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower_http::services::ServeDir;
@@ -26,14 +23,8 @@ pub use self::error::ApiError;
 /// What every request handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub publisher: Publisher,
-    pub store: PhotoStore,
-    pub storage: Arc<LocalStorage>,
-    pub limits: UploadLimits,
-    /// Memory for concurrent decodes, shared by every upload.
-    pub decode_budget: DecodeBudget,
-    /// Longest an upload waits for room in it.
-    pub decode_wait: Duration,
+    /// The photo domain's upload use case, with its store, files and publisher.
+    pub uploads: Uploads,
     /// Largest request body, bytes.
     pub max_upload_bytes: usize,
     /// Longest an upload's body may take to arrive.
@@ -42,7 +33,7 @@ pub struct AppState {
 
 /// The routes.
 pub fn router(state: AppState) -> Router {
-    let media = ServeDir::new(state.storage.public_dir());
+    let media = ServeDir::new(state.uploads.storage.public_dir());
     Router::new()
         .route(
             "/users/{user_id}/avatar",

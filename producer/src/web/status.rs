@@ -15,7 +15,8 @@ pub async fn image(
     let image_id: Uuid = image_id
         .parse()
         .map_err(|_| ApiError::bad_request(format!("`{image_id}` is not an image id")))?;
-    app.store
+    app.uploads
+        .store
         .image_status(image_id)
         .await
         .map_err(|e| ApiError::unavailable("reading the image failed", e))?
@@ -28,7 +29,8 @@ pub async fn user(
     Path(user_id): Path<String>,
 ) -> Result<Json<UserProfile>, ApiError> {
     check_user_id(&user_id)?;
-    app.store
+    app.uploads
+        .store
         .user_profile(&user_id)
         .await
         .map_err(|e| ApiError::unavailable("reading the user failed", e))?

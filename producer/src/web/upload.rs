@@ -1,4 +1,5 @@
-//! `POST /users/{user_id}/avatar`: check the upload, save it, queue its jobs, answer 202.
+//! `POST /users/{user_id}/avatar`: read the image, have the photo domain accept it
+//! ([`photos::Uploads`]), answer 202 or say what is wrong.
 //!
 //! The request waits for the broker's confirms, never for a handler. The client's file name
 //! is never used: stored names are ours.
@@ -11,17 +12,12 @@ use axum::extract::multipart::MultipartError;
 use axum::extract::{FromRequest, Multipart, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use photos::imaging::{CheckedImage, UploadError, check_upload, decode_cost, strip_metadata};
-use photos::storage::{original_key, public_original_key};
-use photos::{EmailJob, ModerationJob, NewUpload, Storage, ThumbnailJob};
-use rabbitmq_jobs::{Job, PublishError};
+use photos::UploadError;
+use photos::imaging::DecodeError;
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{ApiError, AppState};
-
-/// What a client refused for a full decode budget is told to wait.
-const RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// A user id is 1 to 64 of `[A-Za-z0-9_-]`.
 pub fn check_user_id(user_id: &str) -> Result<(), ApiError> {
@@ -48,108 +44,42 @@ pub async fn upload_avatar(
     let bytes = tokio::time::timeout(app.body_read_timeout, read_image(&app, request))
         .await
         .map_err(|_| body_timeout(app.body_read_timeout))??;
-    let (checked, public_copy, original) = inspect(&app, bytes).await?;
-    let image_id = Uuid::new_v4();
-    let extension = checked.format.extension();
-    let original_key = original_key(image_id, extension);
-    let public_key = public_original_key(image_id, extension);
-    let byte_size = original.len();
-    // Both files before the record: a recorded upload always has its files.
-    tokio::try_join!(
-        app.storage.put(&original_key, original.into()),
-        app.storage.put(&public_key, public_copy),
-    )
-    .map_err(|e| ApiError::unavailable("storing the image failed", e))?;
-    let format = checked.format.to_string();
-    let upload = NewUpload {
-        image_id,
-        user_id: &user_id,
-        format: &format,
-        width: checked.width,
-        height: checked.height,
-        byte_size,
-        original_key: &original_key,
-        public_original_key: &public_key,
-        kinds: &[ThumbnailJob::KIND, ModerationJob::KIND, EmailJob::KIND],
-    };
-    app.store
-        .record_upload(&upload)
-        .await
-        .map_err(|e| ApiError::unavailable("recording the upload failed", e))?;
-    if let Err(error) = queue_jobs(&app, image_id, &user_id).await {
-        // Nothing was promised yet: forget the upload and let the client retry.
-        if let Err(cleanup) = app.store.forget_upload(image_id).await {
-            tracing::warn!(%cleanup, %image_id, "could not remove an upload whose jobs failed");
-        }
-        return Err(ApiError::unavailable(
-            "queueing the image's jobs failed",
-            error,
-        ));
-    }
-    tracing::info!(%image_id, user_id, format, byte_size, "upload accepted");
-    Ok(accepted(image_id))
+    let accepted = app.uploads.accept(&user_id, Vec::from(bytes)).await?;
+    Ok(accepted_response(accepted.image_id))
 }
 
-fn accepted(image_id: Uuid) -> Response {
+fn accepted_response(image_id: Uuid) -> Response {
     let status_url = format!("/images/{image_id}");
     let body = Json(json!({ "image_id": image_id, "status_url": status_url }));
     (StatusCode::ACCEPTED, [(header::LOCATION, status_url)], body).into_response()
 }
 
-async fn queue_jobs(app: &AppState, image_id: Uuid, user_id: &str) -> Result<(), PublishError> {
-    let user_id = user_id.to_owned();
-    let thumbnails = ThumbnailJob {
-        image_id,
-        user_id: user_id.clone(),
-    };
-    let moderation = ModerationJob {
-        image_id,
-        user_id: user_id.clone(),
-    };
-    let email = EmailJob { image_id, user_id };
-    tokio::try_join!(
-        app.publisher.publish(&thumbnails),
-        app.publisher.publish(&moderation),
-        app.publisher.publish(&email),
-    )?;
-    Ok(())
-}
-
-/// Checks the image off the async threads (decoding is CPU work) and makes the public copy.
-/// The decode first reserves the memory its header declares: with the budget full beyond
-/// `decode_wait`, the client is told to come back rather than the process growing.
-async fn inspect(app: &AppState, bytes: Bytes) -> Result<(CheckedImage, Vec<u8>, Bytes), ApiError> {
-    let limits = app.limits;
-    let cost = decode_cost(&bytes, &limits).map_err(upload_error)?;
-    let room = app
-        .decode_budget
-        .reserve_within(cost, app.decode_wait)
-        .await
-        .map_err(|full| {
-            tracing::warn!(%full, cost, "upload refused: the decode memory budget is full");
-            ApiError::busy(
-                "the server is decoding as many images as its memory allows; please try again shortly",
-                RETRY_AFTER,
-            )
-        })?;
-    tokio::task::spawn_blocking(move || {
-        let _room = room;
-        let checked = check_upload(&bytes, &limits).map_err(upload_error)?;
-        let public_copy = strip_metadata(&bytes, checked.format).map_err(|e| {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("the image is malformed: {e}"),
-            )
-        })?;
-        Ok((checked, public_copy, bytes))
-    })
-    .await
-    .map_err(|e| ApiError::internal("checking the image failed", e))?
-}
-
-fn upload_error(error: UploadError) -> ApiError {
-    let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    ApiError::new(status, error.to_string())
+/// The image's faults are 4xx with what is wrong; ours are 503 (try again) or 500.
+impl From<UploadError> for ApiError {
+    fn from(error: UploadError) -> Self {
+        match error {
+            UploadError::Image(decode) => {
+                let status = match decode {
+                    DecodeError::Empty => StatusCode::BAD_REQUEST,
+                    DecodeError::NotAnImage
+                    | DecodeError::UnsupportedFormat(_)
+                    | DecodeError::UnsupportedFeature { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    DecodeError::TooManyPixels { .. } | DecodeError::Corrupt(_) => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                };
+                ApiError::new(status, decode.to_string())
+            }
+            UploadError::Malformed(_) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
+            }
+            UploadError::Busy { retry_after } => ApiError::busy(error.to_string(), retry_after),
+            UploadError::Storage(e) => ApiError::unavailable("storing the image failed", e),
+            UploadError::Store(e) => ApiError::unavailable("recording the upload failed", e),
+            UploadError::Queue(e) => ApiError::unavailable("queueing the image's jobs failed", e),
+            UploadError::Check(e) => ApiError::internal("checking the image failed", e),
+        }
+    }
 }
 
 /// The image bytes: the `image` field of a multipart form, or a raw `image/*` body.

@@ -13,6 +13,7 @@ mod settings;
 mod status;
 pub mod storage;
 mod store;
+mod uploads;
 mod work;
 
 pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
@@ -26,4 +27,5 @@ pub use self::store::{
     Claim, DatabaseRoles, ImageFacts, JobRecord, Login, NewUpload, PhotoStore, StoreError,
     set_up_database,
 };
+pub use self::uploads::{Accepted, UPLOAD_KINDS, UploadError, Uploads, upload_jobs};
 pub use self::work::{Pipeline, registry};

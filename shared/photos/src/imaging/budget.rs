@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::decoder::GuardedDecoder;
-use super::upload::{UploadError, UploadLimits};
+use super::upload::{DecodeError, UploadLimits};
 
 /// The budget is counted in units of this many bytes (a semaphore counts in `u32`).
 const UNIT: u64 = 64 * 1024;
@@ -103,7 +103,7 @@ impl DecodeBudget {
 
 /// What decoding `bytes` will take, from the header alone (cheap: no pixel is decoded).
 /// Refuses what [`check_upload`](super::check_upload) would refuse before decoding.
-pub fn decode_cost(bytes: &[u8], limits: &UploadLimits) -> Result<u64, UploadError> {
+pub fn decode_cost(bytes: &[u8], limits: &UploadLimits) -> Result<u64, DecodeError> {
     GuardedDecoder::open(bytes, limits).map(|decoder| decoder.decoded_bytes())
 }
 

@@ -11,7 +11,7 @@ use img_parts::{Bytes, ImageEXIF};
 
 use super::format::{ImageFormat, sniff_foreign};
 use super::scaled_jpeg;
-use super::upload::{CheckedImage, UploadError, UploadLimits};
+use super::upload::{CheckedImage, DecodeError, UploadLimits};
 
 /// The widest decoded pixel (RGBA with 16-bit channels), for the allocation budget.
 const MAX_BYTES_PER_PIXEL: u64 = 8;
@@ -36,13 +36,13 @@ impl<'a> GuardedDecoder<'a> {
     /// before decoding.
     ///
     /// [`check_upload`]: super::check_upload
-    pub(crate) fn open(bytes: &'a [u8], limits: &UploadLimits) -> Result<Self, UploadError> {
+    pub(crate) fn open(bytes: &'a [u8], limits: &UploadLimits) -> Result<Self, DecodeError> {
         if bytes.is_empty() {
-            return Err(UploadError::Empty);
+            return Err(DecodeError::Empty);
         }
         let format = ImageFormat::sniff(bytes).ok_or_else(|| match sniff_foreign(bytes) {
-            Some(name) => UploadError::UnsupportedFormat(name.to_owned()),
-            None => UploadError::NotAnImage,
+            Some(name) => DecodeError::UnsupportedFormat(name.to_owned()),
+            None => DecodeError::NotAnImage,
         })?;
         let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image_format());
         reader.limits(decoder_limits(limits));
@@ -53,7 +53,7 @@ impl<'a> GuardedDecoder<'a> {
         };
         let (width, height) = decoder.dimensions();
         if width == 0 || height == 0 {
-            return Err(UploadError::Corrupt(format!(
+            return Err(DecodeError::Corrupt(format!(
                 "the header declares an empty {width}x{height} image"
             )));
         }
@@ -97,7 +97,7 @@ impl<'a> GuardedDecoder<'a> {
     }
 
     /// Decodes every pixel (the first frame of an animation).
-    pub(crate) fn decode(self) -> Result<DynamicImage, UploadError> {
+    pub(crate) fn decode(self) -> Result<DynamicImage, DecodeError> {
         let CheckedImage {
             format,
             width,
@@ -131,7 +131,7 @@ fn webp_orientation(bytes: &[u8]) -> Orientation {
 pub(crate) fn decode_for_display(
     bytes: &[u8],
     limits: &UploadLimits,
-) -> Result<RgbImage, UploadError> {
+) -> Result<RgbImage, DecodeError> {
     display(GuardedDecoder::open(bytes, limits)?)
 }
 
@@ -141,7 +141,7 @@ pub(crate) fn decode_for_display_at_least(
     bytes: &[u8],
     limits: &UploadLimits,
     min_side: u32,
-) -> Result<RgbImage, UploadError> {
+) -> Result<RgbImage, DecodeError> {
     let decoder = GuardedDecoder::open(bytes, limits)?;
     if decoder.checked().format == ImageFormat::Jpeg
         && let Some(picture) = scaled_jpeg::decode_at_least(bytes, min_side, alloc_budget(limits))
@@ -157,7 +157,7 @@ pub(crate) fn display_size_at_least(
     bytes: &[u8],
     limits: &UploadLimits,
     min_side: u32,
-) -> Result<(u32, u32), UploadError> {
+) -> Result<(u32, u32), DecodeError> {
     let checked = GuardedDecoder::open(bytes, limits)?.checked();
     let scaled = (checked.format == ImageFormat::Jpeg)
         .then(|| scaled_jpeg::size_at_least(bytes, min_side))
@@ -165,7 +165,7 @@ pub(crate) fn display_size_at_least(
     Ok(scaled.unwrap_or((checked.width, checked.height)))
 }
 
-fn display(mut decoder: GuardedDecoder<'_>) -> Result<RgbImage, UploadError> {
+fn display(mut decoder: GuardedDecoder<'_>) -> Result<RgbImage, DecodeError> {
     let orientation = decoder.orientation();
     let mut image = decoder.decode()?;
     image.apply_orientation(orientation);
@@ -231,7 +231,7 @@ fn pixels(width: u32, height: u32) -> u64 {
 
 /// A limit tripped while the header was read, before we saw the dimensions: read the header
 /// again without limits (it is small) so the error can say how large the image claims to be.
-fn limit_hit_in_header(bytes: &[u8], format: ImageFormat, limits: &UploadLimits) -> UploadError {
+fn limit_hit_in_header(bytes: &[u8], format: ImageFormat, limits: &UploadLimits) -> DecodeError {
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format.to_image_format());
     reader.no_limits();
     match reader.into_dimensions() {
@@ -240,31 +240,31 @@ fn limit_hit_in_header(bytes: &[u8], format: ImageFormat, limits: &UploadLimits)
     }
 }
 
-fn over_memory_budget(width: u32, height: u32, limits: &UploadLimits) -> UploadError {
+fn over_memory_budget(width: u32, height: u32, limits: &UploadLimits) -> DecodeError {
     if pixels(width, height) > limits.max_pixels {
         too_many_pixels(width, height, limits)
     } else {
-        UploadError::Corrupt(format!(
+        DecodeError::Corrupt(format!(
             "decoding this {width}x{height} image would need more memory than allowed"
         ))
     }
 }
 
-fn too_many_pixels(width: u32, height: u32, limits: &UploadLimits) -> UploadError {
-    UploadError::TooManyPixels {
+fn too_many_pixels(width: u32, height: u32, limits: &UploadLimits) -> DecodeError {
+    DecodeError::TooManyPixels {
         width,
         height,
         max: limits.max_pixels,
     }
 }
 
-fn decode_error(format: ImageFormat, error: ImageError) -> UploadError {
+fn decode_error(format: ImageFormat, error: ImageError) -> DecodeError {
     match error {
-        ImageError::Unsupported(e) => UploadError::UnsupportedFeature {
+        ImageError::Unsupported(e) => DecodeError::UnsupportedFeature {
             format,
             detail: e.to_string(),
         },
-        e => UploadError::Corrupt(e.to_string()),
+        e => DecodeError::Corrupt(e.to_string()),
     }
 }
 

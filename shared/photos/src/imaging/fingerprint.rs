@@ -11,7 +11,7 @@ use image::RgbImage;
 use image_hasher::{HashAlg, Hasher, HasherConfig};
 
 use super::decoder::decode_for_display;
-use super::upload::{UploadError, UploadLimits};
+use super::upload::{DecodeError, UploadLimits};
 
 /// Side of the square the picture is shrunk to before hashing. The hash only sees the
 /// 16 × 16 low frequencies, and shrinking with `fast_image_resize` first keeps image_hasher's
@@ -36,7 +36,7 @@ pub struct Fingerprint(u64);
 pub enum FingerprintError {
     /// The upload itself is unusable (not an image, too large, corrupt...).
     #[error(transparent)]
-    Image(#[from] UploadError),
+    Image(#[from] DecodeError),
     /// Shrinking the picture failed; a bug rather than a bad image.
     #[error("shrinking the image for fingerprinting failed: {0}")]
     Resize(#[from] fast_image_resize::ResizeError),

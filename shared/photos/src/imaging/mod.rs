@@ -29,4 +29,4 @@ pub use self::metadata::{MetadataError, strip_metadata};
 pub use self::thumbnails::{
     MAX_THUMBNAIL_SIZE, Thumbnail, ThumbnailError, make_thumbnails, thumbnail_decode_size,
 };
-pub use self::upload::{CheckedImage, UploadError, UploadLimits, check_upload};
+pub use self::upload::{CheckedImage, DecodeError, UploadLimits, check_upload};

@@ -201,7 +201,7 @@ fn a_gif_frame_far_larger_than_its_canvas_is_refused_without_allocating_for_it()
     declare_dimensions(&mut bytes, 1, 4_300, 4_300);
     let (result, peak) = peak_bytes_during(|| check_upload(&bytes, &LIMITS));
     let message = "decoding this 24x16 image would need more memory than allowed";
-    assert_eq!(result, Err(super::UploadError::Corrupt(message.into())));
+    assert_eq!(result, Err(super::DecodeError::Corrupt(message.into())));
     assert!(peak < 1 << 20, "{peak}");
     check_everything(&bytes).unwrap();
 }
@@ -241,7 +241,7 @@ fn a_lossy_webp_partition_declaring_16_mib_costs_no_more_than_that() {
     ];
     let result = check_upload(&bytes, &LIMITS);
     assert!(
-        matches!(result, Err(super::UploadError::Corrupt(_))),
+        matches!(result, Err(super::DecodeError::Corrupt(_))),
         "{result:?}"
     );
     check_everything(&bytes).unwrap();

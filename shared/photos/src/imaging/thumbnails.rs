@@ -8,7 +8,7 @@ use image::RgbImage;
 use jpeg_encoder::{ColorType, Encoder, EncodingError};
 
 use super::decoder::{decode_for_display_at_least, display_size_at_least};
-use super::upload::{UploadError, UploadLimits};
+use super::upload::{DecodeError, UploadLimits};
 
 /// JPEG quality of every thumbnail: no visible artefacts at thumbnail sizes, far fewer bytes
 /// than near-lossless qualities.
@@ -31,7 +31,7 @@ pub struct Thumbnail {
 pub enum ThumbnailError {
     /// The upload itself is unusable (not an image, too large, corrupt...).
     #[error(transparent)]
-    Image(#[from] UploadError),
+    Image(#[from] DecodeError),
     /// A requested size is zero or above [`MAX_THUMBNAIL_SIZE`].
     #[error(
         "thumbnail size {0} is not allowed; sizes must be between 1 and {MAX_THUMBNAIL_SIZE} pixels"
@@ -248,7 +248,7 @@ mod tests {
         let not_image = make_thumbnails(b"hello", &[64], &limits);
         assert!(matches!(
             not_image,
-            Err(ThumbnailError::Image(UploadError::NotAnImage))
+            Err(ThumbnailError::Image(DecodeError::NotAnImage))
         ));
         Ok(())
     }

@@ -38,7 +38,7 @@ pub struct CheckedImage {
 
 /// Why an upload was refused. Every variant is the uploader's fault, hence a 4xx status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UploadError {
+pub enum DecodeError {
     /// Nothing was sent.
     #[error("the upload is empty")]
     Empty,
@@ -73,22 +73,11 @@ pub enum UploadError {
     Corrupt(String),
 }
 
-impl UploadError {
-    /// The HTTP status the web layer should answer with.
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Self::Empty => 400,
-            Self::NotAnImage | Self::UnsupportedFormat(_) | Self::UnsupportedFeature { .. } => 415,
-            Self::TooManyPixels { .. } | Self::Corrupt(_) => 422,
-        }
-    }
-}
-
 /// Checks that `bytes` are an image we accept and decode completely within `limits`.
 ///
 /// The pixel count is checked from the header before any pixel is decoded, so an oversized
 /// image or a decompression bomb costs almost nothing to refuse.
-pub fn check_upload(bytes: &[u8], limits: &UploadLimits) -> Result<CheckedImage, UploadError> {
+pub fn check_upload(bytes: &[u8], limits: &UploadLimits) -> Result<CheckedImage, DecodeError> {
     let decoder = GuardedDecoder::open(bytes, limits)?;
     let checked = decoder.checked();
     check_structure(bytes, checked.format)?;
@@ -98,8 +87,8 @@ pub fn check_upload(bytes: &[u8], limits: &UploadLimits) -> Result<CheckedImage,
 
 /// Catches truncation the decoders let through: the JPEG decoder fills a cut scan with grey, and
 /// the GIF decoder reads only the first frame of an animation.
-fn check_structure(bytes: &[u8], format: ImageFormat) -> Result<(), UploadError> {
-    let corrupt = |detail: String| UploadError::Corrupt(format!("malformed {format}: {detail}"));
+fn check_structure(bytes: &[u8], format: ImageFormat) -> Result<(), DecodeError> {
+    let corrupt = |detail: String| DecodeError::Corrupt(format!("malformed {format}: {detail}"));
     match format {
         ImageFormat::Jpeg => {
             jpeg_metadata::check_complete(bytes).map_err(|e| corrupt(e.to_string()))
@@ -139,30 +128,24 @@ mod tests {
     #[test]
     fn rejects_empty_and_non_images() {
         let limits = UploadLimits::default();
-        assert_eq!(check_upload(b"", &limits), Err(UploadError::Empty));
+        assert_eq!(check_upload(b"", &limits), Err(DecodeError::Empty));
         assert_eq!(
             check_upload(b"just some text", &limits),
-            Err(UploadError::NotAnImage)
+            Err(DecodeError::NotAnImage)
         );
-        assert_eq!(UploadError::Empty.http_status(), 400);
-        assert_eq!(UploadError::NotAnImage.http_status(), 415);
     }
 
     #[test]
     fn names_formats_we_do_not_take() {
         let err = check_upload(b"BM\x36\x00\x00\x00\x00\x00", &UploadLimits::default());
-        assert_eq!(err, Err(UploadError::UnsupportedFormat("BMP".into())));
+        assert_eq!(err, Err(DecodeError::UnsupportedFormat("BMP".into())));
         let message = err.err().map(|e| e.to_string()).unwrap_or_default();
         assert_eq!(
             message,
             "BMP images are not accepted; send JPEG, PNG, WebP or GIF"
         );
         let err = check_upload(b"%PDF-1.4\n", &UploadLimits::default());
-        assert_eq!(err, Err(UploadError::UnsupportedFormat("PDF".into())));
-        assert_eq!(
-            UploadError::UnsupportedFormat("PDF".into()).http_status(),
-            415
-        );
+        assert_eq!(err, Err(DecodeError::UnsupportedFormat("PDF".into())));
     }
 
     #[test]
@@ -173,7 +156,7 @@ mod tests {
             let err = check_upload(&bytes, &limits);
             assert_eq!(
                 err,
-                Err(UploadError::TooManyPixels {
+                Err(DecodeError::TooManyPixels {
                     width: 200,
                     height: 100,
                     max: 10_000
@@ -190,7 +173,7 @@ mod tests {
         // is read; the error must still give the declared size.
         let bytes = test_images::encode(&test_images::scene(12_000, 1), ImageFormat::Png)?;
         let err = check_upload(&bytes, &UploadLimits { max_pixels: 10_000 });
-        let expected = UploadError::TooManyPixels {
+        let expected = DecodeError::TooManyPixels {
             width: 12_000,
             height: 1,
             max: 10_000,
@@ -207,22 +190,13 @@ mod tests {
         assert!(
             matches!(
                 err,
-                Err(UploadError::TooManyPixels {
+                Err(DecodeError::TooManyPixels {
                     width: 100_000,
                     height: 100_000,
                     ..
                 })
             ),
             "{err:?}"
-        );
-        assert_eq!(
-            UploadError::TooManyPixels {
-                width: 1,
-                height: 1,
-                max: 0
-            }
-            .http_status(),
-            422
         );
         Ok(())
     }
@@ -235,7 +209,7 @@ mod tests {
             let cut = &bytes[..bytes.len() * 2 / 3];
             let err = check_upload(cut, &UploadLimits::default());
             assert!(
-                matches!(err, Err(UploadError::Corrupt(_))),
+                matches!(err, Err(DecodeError::Corrupt(_))),
                 "{format}: {err:?}"
             );
             if let Err(err) = err {
@@ -243,7 +217,6 @@ mod tests {
                     err.to_string()
                         .starts_with("the image data is truncated or corrupt")
                 );
-                assert_eq!(err.http_status(), 422);
             }
         }
         Ok(())
@@ -255,7 +228,7 @@ mod tests {
         assert!(check_upload(&bytes, &UploadLimits::default()).is_ok());
         let cut = &bytes[..bytes.len() - 20];
         let err = check_upload(cut, &UploadLimits::default());
-        assert!(matches!(err, Err(UploadError::Corrupt(_))), "{err:?}");
+        assert!(matches!(err, Err(DecodeError::Corrupt(_))), "{err:?}");
         Ok(())
     }
 
@@ -263,7 +236,7 @@ mod tests {
     fn zero_sized_images_are_corrupt() {
         let empty = test_images::png_with_header_only(0, 10);
         let err = check_upload(&empty, &UploadLimits::default());
-        assert!(matches!(err, Err(UploadError::Corrupt(_))), "{err:?}");
+        assert!(matches!(err, Err(DecodeError::Corrupt(_))), "{err:?}");
     }
 
     #[test]
@@ -271,6 +244,6 @@ mod tests {
         let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
         bytes.extend_from_slice(&[0x42; 64]);
         let err = check_upload(&bytes, &UploadLimits::default());
-        assert!(matches!(err, Err(UploadError::Corrupt(_))), "{err:?}");
+        assert!(matches!(err, Err(DecodeError::Corrupt(_))), "{err:?}");
     }
 }

@@ -268,11 +268,11 @@ fn every_seed_passes_the_upload_checks_and_shows_its_dimension_fields() {
 
 #[test]
 fn declared_dimensions_are_what_the_header_reads_back() {
-    use crate::imaging::{UploadError, UploadLimits, check_upload};
+    use crate::imaging::{DecodeError, UploadLimits, check_upload};
     for seed in SEEDS.iter() {
         let mut bytes = seed.bytes.clone();
         declare_dimensions(&mut bytes, 0, 3_000, 2_000);
-        let expected = UploadError::TooManyPixels {
+        let expected = DecodeError::TooManyPixels {
             width: 3_000,
             height: 2_000,
             max: 1_000_000,
