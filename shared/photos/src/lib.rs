@@ -6,26 +6,26 @@
 //! [`Job`](rabbitmq_jobs::Job) for its payloads and a
 //! [`JobObserver`](rabbitmq_jobs::JobObserver) to show their progress.
 
+mod database;
+pub mod files;
 pub mod imaging;
 mod jobs;
 mod recorder;
 mod settings;
 mod status;
-pub mod storage;
-mod store;
 mod uploads;
 mod work;
 
+pub use self::database::{
+    Claim, DatabaseRoles, ImageFacts, JobRecord, Login, NewUpload, PhotoStore, StoreError,
+    set_up_database,
+};
+pub use self::files::{LocalStorage, Storage};
 pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
 pub use self::recorder::StatusRecorder;
 pub use self::settings::{OpenDataError, PhotoSettings, when_database_up};
 pub use self::status::{
     ImageState, ImageStatus, JobState, JobStatus, REJECTION_NOTICE, UserProfile,
-};
-pub use self::storage::{LocalStorage, Storage};
-pub use self::store::{
-    Claim, DatabaseRoles, ImageFacts, JobRecord, Login, NewUpload, PhotoStore, StoreError,
-    set_up_database,
 };
 pub use self::uploads::{Accepted, UPLOAD_KINDS, UploadError, Uploads, upload_jobs};
 pub use self::work::{Pipeline, registry};

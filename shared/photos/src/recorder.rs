@@ -3,8 +3,8 @@
 use serde::Deserialize;
 use uuid::Uuid;
 
+use super::database::{JobRecord, PhotoStore};
 use super::status::JobState;
-use super::store::{JobRecord, PhotoStore};
 use rabbitmq_jobs::{JobEvent, JobObserver, JobOutcome, Observed};
 
 /// Records the photo jobs' events in the database.

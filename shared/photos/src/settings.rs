@@ -4,9 +4,9 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::database::{PhotoStore, StoreError};
+use super::files::LocalStorage;
 use super::imaging::{DecodeBudget, UploadLimits};
-use super::storage::LocalStorage;
-use super::store::{PhotoStore, StoreError};
 use rabbitmq_jobs::Backoff;
 
 /// Why the photo app's data could not be opened; each names the setting to check.

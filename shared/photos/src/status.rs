@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::files::{public_url, published_key};
 use super::jobs::{ModerationJob, ProfileUrlJob, ThumbnailJob};
-use super::storage::{public_url, published_key};
 use rabbitmq_jobs::Job;
 
 /// An upload as a whole.

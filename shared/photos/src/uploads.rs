@@ -8,11 +8,11 @@ use std::time::Duration;
 use rabbitmq_jobs::{Job, PublishError, Publisher};
 use uuid::Uuid;
 
+use crate::files::{original_key, public_original_key};
 use crate::imaging::{
     CheckedImage, DecodeBudget, DecodeError, MetadataError, UploadLimits, check_upload,
     decode_cost, strip_metadata,
 };
-use crate::storage::{original_key, public_original_key};
 use crate::{
     EmailJob, LocalStorage, ModerationJob, NewUpload, PhotoStore, Storage, StoreError, ThumbnailJob,
 };

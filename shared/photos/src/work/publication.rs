@@ -1,7 +1,7 @@
 //! Moderation gates what is served: an upload's files wait under `pending/` and move to
 //! `public/` only once it is approved; a rejected upload's are removed.
 
-use crate::storage::published_key;
+use crate::files::published_key;
 use crate::{ImageFacts, Storage};
 use rabbitmq_jobs::{JobResult, ResultExt};
 use uuid::Uuid;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::Storage;
 use crate::ThumbnailJob;
+use crate::files::thumbnail_key;
 use crate::imaging::make_thumbnails;
-use crate::storage::thumbnail_key;
 use rabbitmq_jobs::{JobError, JobResult, ResultExt};
 
 use super::Pipeline;

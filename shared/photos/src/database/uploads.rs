@@ -7,11 +7,11 @@ use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{PhotoStore, StoreError};
+use crate::files::{public_url, published_key};
 use crate::status::{
     ImageStatus, JobState, JobStatus, REJECTION_NOTICE, UserProfile, image_state, largest,
     thumbnail_urls,
 };
-use crate::storage::{public_url, published_key};
 
 /// An upload that passed its checks and is stored.
 #[derive(Debug, Clone)]
