@@ -14,7 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
-use rabbitmq_jobs::{AmqpSettings, Publisher, PublisherSettings};
+use rabbitmq_jobs::{AmqpSettings, Catalog, Publisher, PublisherSettings};
 use tokio::sync::watch;
 
 /// Runs the command line until done, or (for `serve`) until `shutdown` resolves.
@@ -41,7 +41,7 @@ pub async fn run(
             let publisher = publisher(&cli.amqp, cli.publishing)?;
             // A command run by hand: an unreachable broker is reported now.
             let result = match publisher.ready().await {
-                Ok(()) => publish_by_kind(&publisher, &kind, &payload, count)
+                Ok(()) => publish_by_kind(&publisher, &catalog(), &kind, &payload, count)
                     .await
                     .and_then(|ids| publish::print_ids(&ids)),
                 Err(error) => Err(error)
@@ -53,10 +53,16 @@ pub async fn run(
     }
 }
 
-/// A publisher that connects on first use.
+/// Every job type this app publishes: each domain's catalog, merged.
+#[must_use]
+pub fn catalog() -> Catalog {
+    photos::catalog()
+}
+
+/// A publisher, for every kind of the [`catalog`], that connects on first use.
 fn publisher(amqp: &AmqpSettings, settings: PublisherSettings) -> anyhow::Result<Publisher> {
     let topology = amqp
-        .topology(photos::KINDS)
+        .topology(catalog().kinds())
         .context("building the topology")?;
     Publisher::new(amqp, settings, topology, "producer")
         .with_context(|| format!("setting up the publisher for {}", amqp.redacted()))

@@ -2,41 +2,26 @@
 
 use std::io::Write;
 
-use anyhow::{Context, bail};
-use photos::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
-use rabbitmq_jobs::{Job, JobId, Publisher};
+use anyhow::Context;
+use rabbitmq_jobs::{Catalog, JobId, Publisher};
 
-/// Parses `payload` as the job type of `kind` and publishes `count` copies with pipelined confirms.
+/// Parses `payload` as the job type of `kind` in `catalog` and publishes `count` copies, each
+/// its own job, with pipelined confirms.
 pub async fn publish_by_kind(
     publisher: &Publisher,
+    catalog: &Catalog,
     kind: &str,
     payload: &str,
     count: u32,
 ) -> anyhow::Result<Vec<JobId>> {
-    match kind {
-        ThumbnailJob::KIND => publish_copies::<ThumbnailJob>(publisher, payload, count).await,
-        ModerationJob::KIND => publish_copies::<ModerationJob>(publisher, payload, count).await,
-        EmailJob::KIND => publish_copies::<EmailJob>(publisher, payload, count).await,
-        ProfileUrlJob::KIND => publish_copies::<ProfileUrlJob>(publisher, payload, count).await,
-        other => bail!(
-            "unknown job kind `{other}`; known kinds: {}",
-            KINDS.join(", ")
-        ),
-    }
-}
-
-async fn publish_copies<J: Job>(
-    publisher: &Publisher,
-    payload: &str,
-    count: u32,
-) -> anyhow::Result<Vec<JobId>> {
-    let job: J = serde_json::from_str(payload)
-        .with_context(|| format!("--payload is not a valid `{}` payload", J::KIND))?;
     let copies = usize::try_from(count).context("--count too large")?;
+    let jobs = catalog
+        .encode(kind, payload, copies)
+        .context("--kind / --payload")?;
     publisher
-        .publish_batch(std::iter::repeat_n(&job, copies))
+        .publish_encoded(&jobs)
         .await
-        .with_context(|| format!("publishing {count} `{}` job(s)", J::KIND))
+        .with_context(|| format!("publishing {count} `{kind}` job(s)"))
 }
 
 /// Prints each id on its own line, for scripts.

@@ -5,6 +5,7 @@
 //! job types, handlers and observer, so a new domain never touches the machinery.
 
 mod backoff;
+mod catalog;
 mod cli;
 mod connection;
 mod cpu;
@@ -20,6 +21,7 @@ mod telemetry;
 mod topology;
 
 pub use backoff::Backoff;
+pub use catalog::{Catalog, CatalogError};
 pub use cli::parse_args;
 pub use connection::{AmqpSettings, parse_duration};
 pub use cpu::{CpuPool, CpuTaskError};

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use rabbitmq_jobs::Job;
+use rabbitmq_jobs::{Catalog, Job};
 
 /// Make the thumbnail sizes of an uploaded image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,3 +72,25 @@ pub const KINDS: [&str; 4] = [
     EmailJob::KIND,
     ProfileUrlJob::KIND,
 ];
+
+/// Every job type of this domain by kind, for publishing from JSON (`producer publish`).
+#[must_use]
+pub fn catalog() -> Catalog {
+    Catalog::new()
+        .with::<ThumbnailJob>()
+        .with::<ModerationJob>()
+        .with::<EmailJob>()
+        .with::<ProfileUrlJob>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_has_every_kind() {
+        let mut kinds = KINDS.to_vec();
+        kinds.sort_unstable();
+        assert_eq!(catalog().kinds().collect::<Vec<_>>(), kinds);
+    }
+}

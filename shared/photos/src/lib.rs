@@ -21,7 +21,7 @@ pub use self::database::{
     set_up_database,
 };
 pub use self::files::{LocalStorage, Storage};
-pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob};
+pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob, catalog};
 pub use self::recorder::StatusRecorder;
 pub use self::settings::{OpenDataError, PhotoSettings, when_database_up};
 pub use self::status::{

@@ -1,12 +1,13 @@
-//! Publishing errors are the caller's to see: unroutable, oversized, blocked by an alarm.
+//! Publishing errors are the caller's to see: unroutable, oversized, blocked by an alarm; and
+//! jobs published by kind name from JSON (a catalog) are typed jobs like any other.
 
 use std::time::Duration;
 
-use rabbitmq_jobs::{Job, PublishError, Publisher, PublisherSettings, Topology};
+use rabbitmq_jobs::{Catalog, Job, PublishError, Publisher, PublisherSettings, Topology};
 use serde::{Deserialize, Serialize};
 use support::Broker;
 
-use crate::helpers::{Echo, TestApp, spawn_app, spawn_app_on};
+use crate::helpers::{Echo, Recorder, TestApp, echo_registry, spawn_app, spawn_app_on, succeed};
 
 /// A kind nobody declared a queue for.
 #[derive(Debug, Serialize, Deserialize)]
@@ -80,6 +81,58 @@ async fn an_oversized_job_is_refused_before_it_reaches_the_broker() {
         })
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn jobs_published_by_kind_name_from_a_catalog_run_as_typed_jobs_each_with_its_own_id() {
+    let app = spawn_app("by-kind").await;
+    let recorder = Recorder::default();
+    let _worker = app.start_worker(echo_registry(&recorder, 0, succeed));
+    let catalog = Catalog::new().with::<Echo>();
+
+    let ids = producer::publish_by_kind(&app.publisher, &catalog, Echo::KIND, r#"{"n": 7}"#, 2)
+        .await
+        .unwrap();
+
+    let calls = recorder.wait_for_calls(2).await;
+    assert!(calls.iter().all(|call| call.n == 7), "{calls:?}");
+    let mut ran: Vec<_> = calls.iter().map(|call| call.id).collect();
+    let mut published = ids.clone();
+    ran.sort_unstable();
+    published.sort_unstable();
+    assert_eq!(ran, published);
+    assert_ne!(ids[0], ids[1]);
+    let unknown = producer::publish_by_kind(&app.publisher, &catalog, "ehco", "{}", 1).await;
+    let message = format!("{:#}", unknown.unwrap_err());
+    assert!(
+        message.contains("unknown job kind `ehco`; known kinds: echo"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_job_from_a_catalog_is_refused_before_it_reaches_the_broker() {
+    let app = spawn_app("oversized-by-kind").await;
+    let settings = PublisherSettings {
+        max_message_size: 1_000,
+        ..PublisherSettings::default()
+    };
+    let topology = Topology::new([Orphan::KIND]).unwrap();
+    let publisher = Publisher::connect(&app.amqp, settings, topology, "oversized-by-kind")
+        .await
+        .unwrap();
+    let payload = serde_json::json!({ "text": "x".repeat(2_000) }).to_string();
+    let jobs = Catalog::new()
+        .with::<Orphan>()
+        .encode(Orphan::KIND, &payload, 1)
+        .unwrap();
+
+    let result = publisher.publish_encoded(&jobs).await;
+
+    assert!(
+        matches!(result, Err(PublishError::TooLarge { max: 1_000, .. })),
+        "{result:?}"
+    );
 }
 
 /// A dedicated broker (an alarm hurts the whole node) and a publisher on it that has

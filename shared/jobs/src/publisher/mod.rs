@@ -168,9 +168,23 @@ impl Publisher {
             .into_iter()
             .map(|job| self.encode(job))
             .collect::<Result<Vec<_>, _>>()?;
-        let outgoing: Vec<Outgoing<'_>> = encoded.iter().map(Outgoing::from).collect();
+        self.send_encoded(&encoded).await
+    }
+
+    /// Publishes jobs encoded already (e.g. by a [`Catalog`](crate::Catalog) from JSON), as
+    /// [`publish_batch`](Self::publish_batch) does.
+    #[tracing::instrument(skip_all, fields(jobs = jobs.len()))]
+    pub async fn publish_encoded(&self, jobs: &[EncodedJob]) -> Result<Vec<JobId>, PublishError> {
+        for job in jobs {
+            self.check_size(job)?;
+        }
+        self.send_encoded(jobs).await
+    }
+
+    async fn send_encoded(&self, jobs: &[EncodedJob]) -> Result<Vec<JobId>, PublishError> {
+        let outgoing: Vec<Outgoing<'_>> = jobs.iter().map(Outgoing::from).collect();
         self.send_pipelined(&outgoing).await?;
-        Ok(encoded.iter().map(|job| job.id).collect())
+        Ok(jobs.iter().map(|job| job.id).collect())
     }
 
     /// Whether a confirm channel is open or can be opened now (for readiness probes).
@@ -188,15 +202,20 @@ impl Publisher {
             kind: J::KIND.to_owned(),
             source,
         })?;
+        self.check_size(&encoded)?;
+        Ok(encoded)
+    }
+
+    fn check_size(&self, job: &EncodedJob) -> Result<(), PublishError> {
         let max = self.inner.settings.max_message_size;
-        if encoded.body.len() > max {
+        if job.body.len() > max {
             return Err(PublishError::TooLarge {
-                kind: J::KIND.to_owned(),
-                size: encoded.body.len(),
+                kind: job.kind.to_owned(),
+                size: job.body.len(),
                 max,
             });
         }
-        Ok(encoded)
+        Ok(())
     }
 
     /// Publishes one message, reconnecting when the connection is lost, all within the
