@@ -103,29 +103,8 @@ impl Catalog {
 
 #[cfg(test)]
 mod tests {
-    use serde::{Deserialize, Serialize};
-
     use super::*;
-
-    #[derive(Serialize, Deserialize)]
-    struct Ping {
-        n: u32,
-    }
-
-    impl Job for Ping {
-        const KIND: &'static str = "ping";
-        const VERSION: u32 = 1;
-    }
-
-    #[derive(Serialize, Deserialize)]
-    struct Pong {
-        n: u32,
-    }
-
-    impl Job for Pong {
-        const KIND: &'static str = "pong";
-        const VERSION: u32 = 1;
-    }
+    use crate::test_jobs::{Ping, Pong};
 
     #[test]
     fn encodes_a_kinds_payload_into_envelopes_of_their_own()

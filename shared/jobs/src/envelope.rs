@@ -97,16 +97,7 @@ mod properties;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[derive(Serialize, Deserialize)]
-    struct Ping {
-        n: u32,
-    }
-
-    impl Job for Ping {
-        const KIND: &'static str = "ping";
-        const VERSION: u32 = 3;
-    }
+    use crate::test_jobs::Ping;
 
     #[test]
     fn an_encoded_job_reads_back_with_its_kind_version_and_payload() -> Result<(), serde_json::Error>

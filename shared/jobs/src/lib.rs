@@ -18,6 +18,8 @@ mod retry;
 mod runtime;
 mod shutdown;
 mod telemetry;
+#[cfg(test)]
+mod test_jobs;
 mod topology;
 
 pub use backoff::Backoff;
