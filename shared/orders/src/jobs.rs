@@ -1,0 +1,74 @@
+//! The three jobs of an accepted order, and their wire kinds. Each names only its order:
+//! the handler reads the rest from the database, so a job never carries stale data.
+
+use std::time::Duration;
+
+use rabbitmq_jobs::{Catalog, Job};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// Take the order's items out of stock, all or none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InventoryJob {
+    /// The order.
+    pub order_id: Uuid,
+}
+
+impl Job for InventoryJob {
+    const KIND: &'static str = "update_inventory";
+    const VERSION: u32 = 1;
+}
+
+/// Mail the customer their order's confirmation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderConfirmationJob {
+    /// The order.
+    pub order_id: Uuid,
+}
+
+impl Job for OrderConfirmationJob {
+    const KIND: &'static str = "send_order_confirmation";
+    const VERSION: u32 = 1;
+}
+
+/// Tell the warehouse to ship the order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarehouseJob {
+    /// The order.
+    pub order_id: Uuid,
+}
+
+impl Job for WarehouseJob {
+    const KIND: &'static str = "notify_warehouse";
+    const VERSION: u32 = 1;
+    /// One HTTP call, each attempt bounded by its own request timeout.
+    const TIMEOUT: Duration = Duration::from_secs(60);
+}
+
+/// Every kind of this domain, for topology and `WORKER_KINDS`.
+pub const KINDS: [&str; 3] = [
+    InventoryJob::KIND,
+    OrderConfirmationJob::KIND,
+    WarehouseJob::KIND,
+];
+
+/// Every job type of this domain by kind, for publishing from JSON.
+#[must_use]
+pub fn catalog() -> Catalog {
+    Catalog::new()
+        .with::<InventoryJob>()
+        .with::<OrderConfirmationJob>()
+        .with::<WarehouseJob>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalog_has_every_kind() {
+        let mut kinds = KINDS.to_vec();
+        kinds.sort_unstable();
+        assert_eq!(catalog().kinds().collect::<Vec<_>>(), kinds);
+    }
+}
