@@ -3,10 +3,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use photos::{DatabaseRoles, Login, PhotoSettings};
+use dbkit::{DatabaseRoles, DatabaseSettings, Login};
+use photos::PhotoSettings;
 use rabbitmq_jobs::{AmqpSettings, PublisherSettings, parse_duration};
 
-/// The photo app's web front (`serve`), and a tool to publish jobs by hand (`publish`).
+/// The web front of the photo app and the store (`serve`), the one-shot set-ups, and a tool
+/// to publish jobs by hand (`publish`).
 #[derive(Debug, clap::Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -21,7 +23,7 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Serve the web app: uploads, status, profiles, media.
+    /// Serve the web app: uploads, orders, status, profiles, products, media.
     Serve(ServeSettings),
     /// Print a RabbitMQ definitions file (topology, users, least-privilege permissions) for
     /// the broker to import at boot; then run the apps with `TOPOLOGY=verify`.
@@ -137,6 +139,8 @@ pub struct ServeSettings {
     /// without them.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub shutdown_timeout: Duration,
+    #[command(flatten)]
+    pub database: DatabaseSettings,
     #[command(flatten)]
     pub photos: PhotoSettings,
 }

@@ -3,14 +3,13 @@
 use std::io::Write;
 
 use anyhow::Context;
-use photos::KINDS;
 use rabbitmq_jobs::{BrokerUser, Role, Topology, broker_definitions};
 
 use crate::DefinitionsSettings;
 
 /// Writes the definitions to `--output` or standard output.
 pub fn write(settings: &DefinitionsSettings) -> anyhow::Result<()> {
-    let topology = Topology::new(KINDS).context("building the topology")?;
+    let topology = Topology::new(crate::catalog()?.kinds()).context("building the topology")?;
     let user = |name: &str, password: &str, role| BrokerUser {
         name: name.to_owned(),
         password: password.to_owned(),

@@ -1,10 +1,12 @@
-//! The producer: the web app's side of the queue. It saves uploads, publishes typed jobs and
-//! never waits for a handler, only for the broker's confirm.
+//! The producer: the web app's side of the queue. It saves uploads, takes orders, publishes
+//! typed jobs and never waits for a handler, only for the broker's confirm. It composes the
+//! domains: each one's catalog (its kinds) and schema.
 
 mod cli;
 mod database;
 mod definitions;
 mod publish;
+pub mod warehouse_stub;
 pub mod web;
 
 pub use cli::{Cli, Command, DatabaseSetupSettings, DefinitionsSettings, ServeSettings};
@@ -14,6 +16,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use dbkit::Schema;
 use rabbitmq_jobs::{AmqpSettings, Catalog, Publisher, PublisherSettings};
 use tokio::sync::watch;
 
@@ -41,9 +44,12 @@ pub async fn run(
             let publisher = publisher(&cli.amqp, cli.publishing)?;
             // A command run by hand: an unreachable broker is reported now.
             let result = match publisher.ready().await {
-                Ok(()) => publish_by_kind(&publisher, &catalog(), &kind, &payload, count)
-                    .await
-                    .and_then(|ids| publish::print_ids(&ids)),
+                Ok(()) => match catalog() {
+                    Ok(catalog) => publish_by_kind(&publisher, &catalog, &kind, &payload, count)
+                        .await
+                        .and_then(|ids| publish::print_ids(&ids)),
+                    Err(error) => Err(error),
+                },
                 Err(error) => Err(error)
                     .with_context(|| format!("connecting to RabbitMQ at {}", cli.amqp.redacted())),
             };
@@ -53,16 +59,24 @@ pub async fn run(
     }
 }
 
-/// Every job type this app publishes: each domain's catalog, merged.
-#[must_use]
-pub fn catalog() -> Catalog {
+/// Every job type this app publishes: each domain's catalog, merged (an error if two
+/// domains name the same kind).
+pub fn catalog() -> anyhow::Result<Catalog> {
     photos::catalog()
+        .merge(orders::catalog())
+        .context("merging the domains' job catalogs")
+}
+
+/// Every domain's part of the database, for `db-setup` and the start-up check.
+#[must_use]
+pub fn schemas() -> [Schema; 2] {
+    [photos::schema(), orders::schema()]
 }
 
 /// A publisher, for every kind of the [`catalog`], that connects on first use.
 fn publisher(amqp: &AmqpSettings, settings: PublisherSettings) -> anyhow::Result<Publisher> {
     let topology = amqp
-        .topology(catalog().kinds())
+        .topology(catalog()?.kinds())
         .context("building the topology")?;
     Publisher::new(amqp, settings, topology, "producer")
         .with_context(|| format!("setting up the publisher for {}", amqp.redacted()))
@@ -103,9 +117,14 @@ pub async fn app_state(
     publisher: Publisher,
     settings: &ServeSettings,
 ) -> anyhow::Result<web::AppState> {
+    let database = settings.database.connect_when_up(&schemas()).await?;
     let photos = &settings.photos;
-    let (store, storage) = photos.open().await?;
+    let (store, storage) = photos.open(&database)?;
     Ok(web::AppState {
+        checkout: orders::Checkout {
+            store: orders::OrderStore::new(&database),
+            publisher: publisher.clone(),
+        },
         uploads: photos::Uploads {
             store,
             storage: Arc::new(storage),

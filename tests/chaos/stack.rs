@@ -69,7 +69,7 @@ impl Stack {
         // Set up as `db-setup` does: the producer and the workers log in as their roles.
         let database = tokio::task::spawn_blocking(Postgres::shared)
             .await?
-            .photo_database("chaos")
+            .app_database("chaos")
             .await
             .map_err(|e| anyhow!(e))?;
         let pool = chaos::connect(&database.admin_url, 8).await?;

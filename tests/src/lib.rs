@@ -12,5 +12,5 @@ pub mod wait;
 
 pub use broker::{Broker, Vhost};
 pub use management::{Management, QueueStats};
-pub use postgres::{PhotoDatabase, Postgres, test_roles, unique_prefix};
+pub use postgres::{AppDatabase, Postgres, test_roles, unique_prefix};
 pub use wait::wait_until;

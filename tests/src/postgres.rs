@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use photos::{DatabaseRoles, Login, set_up_database};
+use dbkit::{DatabaseRoles, Login, set_up_database};
 use sqlx::Connection;
 use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
@@ -67,17 +67,22 @@ impl Postgres {
         )
     }
 
-    /// Creates a fresh database as `db-setup` sets one up, with roles of its own (roles are
-    /// the server's, shared by every test's database).
-    pub async fn photo_database(&self, label: &str) -> Result<PhotoDatabase, String> {
+    /// Creates a fresh database as `db-setup` sets one up (every domain's schema), with
+    /// roles of its own (roles are the server's, shared by every test's database).
+    pub async fn app_database(&self, label: &str) -> Result<AppDatabase, String> {
         let name = self.create_database(label).await?;
         let admin_url = self.url(&name);
         let roles = test_roles(&unique_prefix("r"));
-        set_up_database(&admin_url, &roles, Duration::from_secs(60))
-            .await
-            .map_err(|e| format!("setting up database {name}: {e}"))?;
+        set_up_database(
+            &admin_url,
+            &roles,
+            &producer::schemas(),
+            Duration::from_secs(60),
+        )
+        .await
+        .map_err(|e| format!("setting up database {name}: {e}"))?;
         let url_of = |login: &Login| self.url_as(&login.role, &login.password, &name);
-        Ok(PhotoDatabase {
+        Ok(AppDatabase {
             producer_url: url_of(&roles.producer),
             worker_url: url_of(&roles.worker),
             admin_url,
@@ -120,7 +125,7 @@ impl Postgres {
 
 /// A test's database, set up as `db-setup` does, and how each party connects to it.
 #[derive(Debug, Clone)]
-pub struct PhotoDatabase {
+pub struct AppDatabase {
     /// As the superuser: for a test's own reads and writes.
     pub admin_url: String,
     /// As the producer's role.

@@ -3,10 +3,12 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
+use dbkit::DatabaseSettings;
+use orders::WarehouseSettings;
 use photos::PhotoSettings;
 use rabbitmq_jobs::{AmqpSettings, PublisherSettings, WorkerSettings};
 
-/// Consumes the photo pipeline's jobs from RabbitMQ and runs their handlers.
+/// Consumes the photo app's and the store's jobs from RabbitMQ and runs their handlers.
 #[derive(Debug, clap::Parser)]
 #[command(version, about)]
 pub struct Cli {
@@ -20,7 +22,49 @@ pub struct Cli {
     #[command(flatten)]
     pub publishing: PublisherSettings,
     #[command(flatten)]
+    pub handlers: HandlerSettings,
+}
+
+/// What every domain's handlers need.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HandlerSettings {
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    #[command(flatten)]
+    pub mail: MailSettings,
+    #[command(flatten)]
     pub pipeline: PipelineSettings,
+    #[command(flatten)]
+    pub orders: OrderSettings,
+}
+
+/// How mail goes out, for every domain.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MailSettings {
+    /// SMTP server for confirmation mail, e.g. `smtp://user:pass@mail:587?tls=required`.
+    /// Unset: mail is written to OUTBOX_DIR instead.
+    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Folder of `.eml` files when no SMTP server is set.
+    #[arg(long, env = "OUTBOX_DIR", default_value = "./outbox")]
+    pub outbox_dir: PathBuf,
+    /// Base of the links in mail, the web app's public address.
+    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://localhost:8080")]
+    pub public_base_url: String,
+}
+
+/// What the order handlers need beyond the database and mail.
+#[derive(Debug, Clone, clap::Args)]
+pub struct OrderSettings {
+    #[command(flatten)]
+    pub warehouse: WarehouseSettings,
+    /// Sender of order confirmations.
+    #[arg(
+        long,
+        env = "ORDER_MAIL_FROM",
+        default_value = "Store <orders@store.localhost>"
+    )]
+    pub order_mail_from: String,
 }
 
 /// What the photo handlers need.
@@ -43,14 +87,7 @@ pub struct PipelineSettings {
     #[arg(long, env = "BLOCKLIST_MAX_DISTANCE", default_value_t = 8,
           value_parser = clap::value_parser!(u32).range(0..=32))]
     pub blocklist_max_distance: u32,
-    /// SMTP server for confirmation mail, e.g. `smtp://user:pass@mail:587?tls=required`.
-    /// Unset: mail is written to OUTBOX_DIR instead.
-    #[arg(long, env = "SMTP_URL", hide_env_values = true)]
-    pub smtp_url: Option<String>,
-    /// Folder of `.eml` files when no SMTP server is set.
-    #[arg(long, env = "OUTBOX_DIR", default_value = "./outbox")]
-    pub outbox_dir: PathBuf,
-    /// Sender of confirmation mail.
+    /// Sender of upload confirmations.
     #[arg(
         long,
         env = "MAIL_FROM",
@@ -60,7 +97,4 @@ pub struct PipelineSettings {
     /// Users have no address of their own yet: mail goes to `<user_id>@USER_EMAIL_DOMAIN`.
     #[arg(long, env = "USER_EMAIL_DOMAIN", default_value = "users.localhost")]
     pub user_email_domain: String,
-    /// Base of the links in mail, the web app's public address.
-    #[arg(long, env = "PUBLIC_BASE_URL", default_value = "http://localhost:8080")]
-    pub public_base_url: String,
 }

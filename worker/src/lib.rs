@@ -1,32 +1,38 @@
-//! The worker: consumes the photo pipeline's kinds. Run as many as you like; they share the
-//! queues, and each job goes to one of them.
+//! The worker: consumes every domain's kinds (or those `WORKER_KINDS` names). Run as many as
+//! you like; they share the queues, and each job goes to one of them. It composes the
+//! domains: one database pool, one mailer and one publisher for every domain's handlers,
+//! and their registries merged.
 
 mod cli;
 
-pub use cli::{Cli, PipelineSettings};
+pub use cli::{Cli, HandlerSettings, MailSettings, OrderSettings, PipelineSettings};
 pub use mail::Mailer;
-pub use photos::{Pipeline, registry};
+pub use orders::Fulfilment;
+pub use photos::Pipeline;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use dbkit::{Database, Schema};
+use orders::Warehouse;
 use photos::imaging::{ContentFilter, HashBlocklist};
-use rabbitmq_jobs::{AmqpSettings, CpuPool, Publisher, PublisherSettings, Worker};
+use rabbitmq_jobs::{
+    AmqpSettings, Catalog, CpuPool, Publisher, PublisherSettings, Registry, Worker,
+};
 
 /// Runs the worker until `shutdown` resolves, then drains. A database that is not up yet
 /// is waited for; `shutdown` ends that wait too.
 pub async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
-    let starting = pipeline(&cli.pipeline, &cli.amqp, cli.publishing.clone());
-    let pipeline = tokio::select! {
-        pipeline = starting => pipeline?,
+    let starting = registry(&cli.handlers, &cli.amqp, cli.publishing.clone());
+    let mut registry = tokio::select! {
+        registry = starting => registry?,
         () = &mut shutdown => {
             tracing::info!("stopped before the worker started");
             return Ok(());
         }
     };
-    let mut registry = registry(Arc::new(pipeline));
     if !cli.kinds.is_empty() {
         registry
             .retain(&cli.kinds)
@@ -37,29 +43,60 @@ pub async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result
     worker.run(shutdown).await.context("worker stopped")
 }
 
-/// Connects the handlers' database (waiting for it if it is not up yet), storage, mail and
-/// publisher (which connects on first use).
-pub async fn pipeline(
-    settings: &PipelineSettings,
+/// Every job type the handlers publish (follow-up jobs): each domain's catalog, merged.
+pub fn catalog() -> anyhow::Result<Catalog> {
+    photos::catalog()
+        .merge(orders::catalog())
+        .context("merging the domains' job catalogs")
+}
+
+/// Every domain's part of the database, checked at start.
+#[must_use]
+pub fn schemas() -> [Schema; 2] {
+    [photos::schema(), orders::schema()]
+}
+
+/// Every domain's kinds with their handlers: connects the database (waiting for it if it is
+/// not up yet), the mailer and the handlers' publisher (which connects on first use).
+pub async fn registry(
+    settings: &HandlerSettings,
     amqp: &AmqpSettings,
     publishing: PublisherSettings,
+) -> anyhow::Result<Registry> {
+    let database = settings.database.connect_when_up(&schemas()).await?;
+    let mail = &settings.mail;
+    let mailer = Mailer::new(mail.smtp_url.as_deref(), &mail.outbox_dir)?;
+    let topology = amqp
+        .topology(catalog()?.kinds())
+        .context("building the topology")?;
+    let publisher = Publisher::new(amqp, publishing, topology, "worker handlers")
+        .context("setting up the handlers' publisher")?;
+    let pipeline = pipeline(settings, &database, mailer.clone(), publisher.clone())?;
+    let fulfilment = fulfilment(settings, &database, mailer, publisher)?;
+    photos::registry(Arc::new(pipeline))
+        .merge(orders::registry(Arc::new(fulfilment)))
+        .context("merging the domains' registries")
+}
+
+/// The photo handlers' dependencies.
+fn pipeline(
+    settings: &HandlerSettings,
+    database: &Database,
+    mailer: Mailer,
+    publisher: Publisher,
 ) -> anyhow::Result<Pipeline> {
-    let photos = &settings.photos;
-    let (store, storage) = photos.open().await?;
-    let filter: Box<dyn ContentFilter> = match &settings.blocklist_file {
+    let pipeline = &settings.pipeline;
+    let photos = &pipeline.photos;
+    let (store, storage) = photos.open(database)?;
+    let filter: Box<dyn ContentFilter> = match &pipeline.blocklist_file {
         Some(path) => Box::new(
-            HashBlocklist::from_file(path, settings.blocklist_max_distance)
+            HashBlocklist::from_file(path, pipeline.blocklist_max_distance)
                 .with_context(|| format!("reading BLOCKLIST_FILE {}", path.display()))?
                 .with_limits(photos.limits()),
         ),
         None => Box::new(HashBlocklist::empty()),
     };
-    let topology = amqp
-        .topology(photos::KINDS)
-        .context("building the topology")?;
-    let publisher = Publisher::new(amqp, publishing, topology, "worker handlers")
-        .context("setting up the handlers' publisher")?;
-    let cpu = settings
+    let cpu = pipeline
         .cpu_threads
         .map_or_else(CpuPool::per_core, CpuPool::new);
     tracing::info!(
@@ -72,14 +109,36 @@ pub async fn pipeline(
         publisher,
         filter,
         cpu,
-        mailer: Mailer::new(settings.smtp_url.as_deref(), &settings.outbox_dir)?,
-        mail_from: mail::mailbox(&settings.mail_from)
+        mailer,
+        mail_from: mail::mailbox(&pipeline.mail_from)
             .map_err(anyhow::Error::msg)
             .context("MAIL_FROM")?,
-        user_email_domain: settings.user_email_domain.clone(),
-        public_base_url: settings.public_base_url.clone(),
-        thumbnail_sizes: settings.thumbnail_sizes.clone(),
+        user_email_domain: pipeline.user_email_domain.clone(),
+        public_base_url: settings.mail.public_base_url.clone(),
+        thumbnail_sizes: pipeline.thumbnail_sizes.clone(),
         limits: photos.limits(),
         decode_budget: photos.decode_budget(),
+    })
+}
+
+/// The order handlers' dependencies.
+fn fulfilment(
+    settings: &HandlerSettings,
+    database: &Database,
+    mailer: Mailer,
+    publisher: Publisher,
+) -> anyhow::Result<Fulfilment> {
+    let orders = &settings.orders;
+    let warehouse = &orders.warehouse;
+    Ok(Fulfilment {
+        store: orders::OrderStore::new(database),
+        publisher,
+        mailer,
+        mail_from: mail::mailbox(&orders.order_mail_from)
+            .map_err(anyhow::Error::msg)
+            .context("ORDER_MAIL_FROM")?,
+        public_base_url: settings.mail.public_base_url.clone(),
+        warehouse: Warehouse::new(&warehouse.warehouse_url, warehouse.warehouse_timeout)
+            .context("setting up the warehouse client (WAREHOUSE_URL)")?,
     })
 }

@@ -1,14 +1,17 @@
-//! The web app: accepts avatar uploads, answers at once, and shows progress. The only
-//! synchronous work is checking and saving the original; everything else is a job.
+//! The web app: accepts avatar uploads and orders, answers at once, and shows progress.
+//! The only synchronous work is checking and saving an original, or checking a card;
+//! everything else is a job.
 
 mod error;
 mod health;
+mod orders;
 mod status;
 mod upload;
 
 use std::future::{Future, IntoFuture};
 use std::time::Duration;
 
+use ::orders::Checkout;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -25,6 +28,8 @@ pub use self::error::ApiError;
 pub struct AppState {
     /// The photo domain's upload use case, with its store, files and publisher.
     pub uploads: Uploads,
+    /// The store domain's order use case, with its store and publisher.
+    pub checkout: Checkout,
     /// Largest request body, bytes.
     pub max_upload_bytes: usize,
     /// Longest an upload's body may take to arrive.
@@ -41,6 +46,9 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/users/{user_id}", get(status::user))
         .route("/images/{image_id}", get(status::image))
+        .route("/orders", post(orders::place))
+        .route("/orders/{order_id}", get(orders::status))
+        .route("/products", get(orders::products))
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .nest_service("/media", media)

@@ -16,16 +16,14 @@ mod status;
 mod uploads;
 mod work;
 
-pub use self::database::{
-    Claim, DatabaseRoles, ImageFacts, JobRecord, Login, NewUpload, PhotoStore, StoreError,
-    set_up_database,
-};
+pub use self::database::{Claim, ImageFacts, JobRecord, NewUpload, PhotoStore, schema};
 pub use self::files::{LocalStorage, Storage};
-pub use self::jobs::{EmailJob, KINDS, ModerationJob, ProfileUrlJob, ThumbnailJob, catalog};
+pub use self::jobs::{EmailJob, ModerationJob, ProfileUrlJob, ThumbnailJob, catalog};
 pub use self::recorder::StatusRecorder;
-pub use self::settings::{OpenDataError, PhotoSettings, when_database_up};
+pub use self::settings::{OpenDataError, PhotoSettings};
 pub use self::status::{
     ImageState, ImageStatus, JobState, JobStatus, REJECTION_NOTICE, UserProfile,
 };
 pub use self::uploads::{Accepted, UPLOAD_KINDS, UploadError, Uploads, upload_jobs};
 pub use self::work::{Pipeline, registry};
+pub use dbkit::StoreError;

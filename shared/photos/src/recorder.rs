@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::database::{JobRecord, PhotoStore};
 use super::status::JobState;
-use rabbitmq_jobs::{JobEvent, JobObserver, JobOutcome, Observed};
+use rabbitmq_jobs::{JobEvent, JobObserver, Observed};
 
 /// Records the photo jobs' events in the database.
 #[derive(Debug, Clone)]
@@ -23,11 +23,6 @@ impl StatusRecorder {
 
 /// Every photo job's payload names its image.
 #[derive(Deserialize)]
-struct Envelope {
-    payload: Payload,
-}
-
-#[derive(Deserialize)]
 struct Payload {
     image_id: Uuid,
 }
@@ -36,19 +31,12 @@ impl JobObserver for StatusRecorder {
     fn observe<'a>(&'a self, event: JobEvent<'a>) -> Observed<'a> {
         Box::pin(async move {
             // A body that is not a photo job has no image to show it on.
-            let Ok(envelope) = serde_json::from_slice::<Envelope>(event.body) else {
+            let Some(payload) = event.payload::<Payload>() else {
                 return Ok(());
             };
-            let (state, error) = match event.outcome {
-                JobOutcome::Started => (JobState::Running, None),
-                JobOutcome::Succeeded => (JobState::Done, None),
-                JobOutcome::Retrying { reason, .. } => (JobState::Retrying, Some(reason)),
-                JobOutcome::Failed { reason } => (JobState::Failed, Some(reason)),
-                JobOutcome::Stalled { reason } => (JobState::Stalled, Some(reason)),
-                JobOutcome::Requeued { reason } => (JobState::Queued, Some(reason)),
-            };
+            let (state, error) = JobState::after(&event.outcome);
             let record = JobRecord {
-                image_id: envelope.payload.image_id,
+                image_id: payload.image_id,
                 kind: event.kind,
                 state,
                 attempt: event.attempt,

@@ -6,6 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use dbkit::{JobState, JobStatus};
+
 use super::files::{public_url, published_key};
 use super::jobs::{ModerationJob, ProfileUrlJob, ThumbnailJob};
 use rabbitmq_jobs::Job;
@@ -22,38 +24,6 @@ pub enum ImageState {
     Rejected,
     /// A job it needs failed for good (see its `jobs`).
     Failed,
-}
-
-/// One job of an upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
-#[serde(rename_all = "lowercase")]
-#[sqlx(type_name = "text", rename_all = "lowercase")]
-pub enum JobState {
-    /// Published, not yet taken by a worker.
-    Queued,
-    /// A worker runs it.
-    Running,
-    /// A run failed; it waits for its next attempt.
-    Retrying,
-    /// Finished.
-    Done,
-    /// Dead-lettered: failed permanently or out of attempts.
-    Failed,
-    /// Its retry or dead-letter copy could not be published; the broker will deliver it
-    /// again, so it is still on its way.
-    Stalled,
-}
-
-/// A job's state as shown.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobStatus {
-    /// Where it stands.
-    pub state: JobState,
-    /// Runs so far.
-    pub attempt: u32,
-    /// The last failure, for `retrying` and `failed`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }
 
 /// `GET /images/{id}`.
@@ -167,11 +137,5 @@ mod tests {
             (ModerationJob::KIND, JobState::Failed),
         ]);
         assert_eq!(image_state(None, false, &failed), ImageState::Failed);
-    }
-
-    #[test]
-    fn a_stalled_job_is_written_stalled() {
-        let json = serde_json::to_string(&JobState::Stalled).unwrap_or_default();
-        assert_eq!(json, r#""stalled""#);
     }
 }

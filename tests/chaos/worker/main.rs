@@ -16,12 +16,12 @@ use support::chaos::{self, ChaosAbort, ChaosEffect, ChaosPanic};
 async fn main() -> anyhow::Result<()> {
     rabbitmq_jobs::init_tracing();
     let cli = rabbitmq_jobs::parse_args::<worker::Cli>();
-    let pipeline = worker::pipeline(&cli.pipeline, &cli.amqp, cli.publishing.clone()).await?;
-    let pool = chaos::connect(&cli.pipeline.photos.database_url, 4)
+    let registry = worker::registry(&cli.handlers, &cli.amqp, cli.publishing.clone()).await?;
+    let pool = chaos::connect(&cli.handlers.database.url, 4)
         .await
         .context("connecting the chaos kinds' pool (DATABASE_URL)")?;
     let name: Arc<str> = cli.worker.name.clone().into();
-    let registry = with_chaos_kinds(worker::registry(Arc::new(pipeline)), &pool, &name);
+    let registry = with_chaos_kinds(registry, &pool, &name);
     let worker = Worker::new(cli.amqp, cli.worker, cli.publishing, registry)
         .context("invalid worker configuration")?;
     worker

@@ -2,12 +2,12 @@
 //! fresh vhost, database and storage folder per test.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
+use dbkit::DatabaseSettings;
 use photos::{ImageState, ImageStatus, JobState, PhotoSettings};
 use rabbitmq_jobs::{AmqpSettings, Publisher, Topology, Worker};
-use support::{Broker, PhotoDatabase, Postgres, Vhost, wait_until};
+use support::{AppDatabase, Broker, Postgres, Vhost, wait_until};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
@@ -19,8 +19,8 @@ pub struct PhotoApp {
     pub http: reqwest::Client,
     pub vhost: Vhost,
     pub amqp: AmqpSettings,
-    pub database: PhotoDatabase,
-    pub pipeline: worker::PipelineSettings,
+    pub database: AppDatabase,
+    pub handlers: worker::HandlerSettings,
     pub publisher: Publisher,
     pub dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
@@ -49,7 +49,7 @@ impl Default for Options {
 pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
     support::logs::capture();
     let vhost = Broker::shared().vhost(label).await.unwrap();
-    let database = Postgres::shared().photo_database(label).await.unwrap();
+    let database = Postgres::shared().app_database(label).await.unwrap();
     let dir = std::env::temp_dir().join(format!("{label}-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
     let blocklist_file = options.blocklist.map(|text| {
@@ -58,30 +58,42 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         path
     });
     let amqp = AmqpSettings::from_url(&vhost.amqp_url).unwrap();
+    let database_settings = |url: &str| DatabaseSettings {
+        url: url.to_owned(),
+        max_connections: 5,
+        statement_timeout: Duration::from_secs(5),
+    };
     let photos = PhotoSettings {
-        database_url: database.producer_url.clone(),
-        database_max_connections: 5,
-        database_statement_timeout: Duration::from_secs(5),
         storage_dir: dir.join("storage"),
         max_image_pixels: 50_000_000,
         decode_memory_mib: 256,
     };
     let pipeline = worker::PipelineSettings {
-        photos: PhotoSettings {
-            database_url: database.worker_url.clone(),
-            ..photos.clone()
-        },
+        photos: photos.clone(),
         thumbnail_sizes: vec![64, 256, 512],
         cpu_threads: None,
         blocklist_file,
         blocklist_max_distance: 8,
-        smtp_url: None,
-        outbox_dir: dir.join("outbox"),
         mail_from: "Photos <no-reply@photos.test>".into(),
         user_email_domain: "users.test".into(),
-        public_base_url: "http://photos.test".into(),
     };
-    let topology = Topology::new(photos::KINDS).unwrap();
+    let handlers = worker::HandlerSettings {
+        database: database_settings(&database.worker_url),
+        mail: worker::MailSettings {
+            smtp_url: None,
+            outbox_dir: dir.join("outbox"),
+            public_base_url: "http://photos.test".into(),
+        },
+        pipeline,
+        orders: worker::OrderSettings {
+            warehouse: orders::WarehouseSettings {
+                warehouse_url: "http://127.0.0.1:1".into(),
+                warehouse_timeout: Duration::from_secs(5),
+            },
+            order_mail_from: "Store <orders@store.test>".into(),
+        },
+    };
+    let topology = Topology::new(producer::catalog().unwrap().kinds()).unwrap();
     let publisher = Publisher::connect(&amqp, fast_publishing(), topology, label)
         .await
         .unwrap();
@@ -91,6 +103,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         body_read_timeout: options.body_read_timeout,
         decode_wait: Duration::from_secs(2),
         shutdown_timeout: options.shutdown_timeout,
+        database: database_settings(&database.producer_url),
         photos,
     };
     let state = producer::app_state(publisher.clone(), &serve)
@@ -116,7 +129,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         vhost,
         amqp,
         database,
-        pipeline,
+        handlers,
         publisher,
         dir,
         shutdown: Some(shutdown),
@@ -127,16 +140,15 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
 impl PhotoApp {
     /// A photo worker, as `worker` runs it, in a runtime of its own.
     pub fn start_worker(&self) -> RunningWorker {
-        let (amqp, pipeline) = (self.amqp.clone(), self.pipeline.clone());
+        let (amqp, handlers) = (self.amqp.clone(), self.handlers.clone());
         let settings = rabbitmq_jobs::WorkerSettings {
             name: format!("{}-worker", self.vhost.name),
             ..rabbitmq_jobs::WorkerSettings::default()
         };
         RunningWorker::spawn(move || async move {
-            let handlers = worker::pipeline(&pipeline, &amqp, fast_publishing())
+            let registry = worker::registry(&handlers, &amqp, fast_publishing())
                 .await
                 .unwrap();
-            let registry = worker::registry(Arc::new(handlers));
             Worker::new(amqp, settings, fast_publishing(), registry).unwrap()
         })
     }
@@ -250,7 +262,7 @@ impl PhotoApp {
 
     /// The mails in the outbox.
     pub fn outbox(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(&self.pipeline.outbox_dir) else {
+        let Ok(entries) = std::fs::read_dir(&self.handlers.mail.outbox_dir) else {
             return Vec::new();
         };
         entries

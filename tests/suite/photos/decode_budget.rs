@@ -27,7 +27,7 @@ impl ProducerProcess {
     async fn start(label: &str) -> Self {
         support::logs::capture();
         let vhost = Broker::shared().vhost(label).await.unwrap();
-        let database = Postgres::shared().photo_database(label).await.unwrap();
+        let database = Postgres::shared().app_database(label).await.unwrap();
         let dir = std::env::temp_dir().join(format!("{label}-{}", uuid::Uuid::new_v4().simple()));
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()

@@ -84,7 +84,7 @@ async fn no_database_transaction_stays_open_while_the_mail_server_answers() {
     let mut app = spawn_photo_app("mail-smtp", Options::default()).await;
     let db = PgPool::connect(&app.database.admin_url).await.unwrap();
     let (smtp_url, received) = smtp_stub(db.clone()).await;
-    app.pipeline.smtp_url = Some(smtp_url);
+    app.handlers.mail.smtp_url = Some(smtp_url);
     let _worker = app.start_worker();
     let image_id = app
         .accepted_upload("lena", jpeg(&photo(300, 300, 13)))

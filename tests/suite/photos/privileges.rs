@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use photos::{ImageState, PhotoStore, StoreError, set_up_database};
+use dbkit::set_up_database;
+use photos::{ImageState, PhotoStore, StoreError};
 use sqlx::PgPool;
 use support::{Postgres, test_roles, unique_prefix};
 
@@ -117,7 +118,7 @@ async fn an_app_on_a_database_nobody_set_up_migrates_nothing_and_db_setup_migrat
 
     let error = refused.expect_err("the store opened a database without a schema");
     assert!(
-        matches!(&error, StoreError::SchemaBehind { missing } if !missing.is_empty()),
+        matches!(&error, StoreError::SchemaBehind { missing, .. } if !missing.is_empty()),
         "{error}"
     );
     assert!(error.to_string().contains("db-setup"), "{error}");
@@ -130,7 +131,7 @@ async fn an_app_on_a_database_nobody_set_up_migrates_nothing_and_db_setup_migrat
     assert_eq!(tables, 0, "the app created tables");
 
     let roles = test_roles(&unique_prefix("n"));
-    set_up_database(&url, &roles, Duration::from_secs(60))
+    set_up_database(&url, &roles, &producer::schemas(), Duration::from_secs(60))
         .await
         .unwrap();
     let foreign = not_owned_by(&db, &roles.owner).await;
@@ -156,7 +157,7 @@ async fn setting_up_a_database_the_apps_migrated_hands_it_to_the_owner_and_takes
         .unwrap();
     let roles = test_roles(&unique_prefix("u"));
 
-    set_up_database(&url, &roles, Duration::from_secs(60))
+    set_up_database(&url, &roles, &producer::schemas(), Duration::from_secs(60))
         .await
         .unwrap();
     // A right granted by hand since (or by an older set-up) ...
@@ -166,7 +167,7 @@ async fn setting_up_a_database_the_apps_migrated_hands_it_to_the_owner_and_takes
         .await
         .unwrap();
     // ... is gone after the next set-up, which is otherwise harmless.
-    set_up_database(&url, &roles, Duration::from_secs(60))
+    set_up_database(&url, &roles, &producer::schemas(), Duration::from_secs(60))
         .await
         .unwrap();
 

@@ -12,7 +12,7 @@ pub async fn fresh_store(label: &str) -> (PhotoStore, String) {
     support::logs::capture();
     // As the superuser: these tests play the producer's and the workers' parts at once.
     let url = Postgres::shared()
-        .photo_database(label)
+        .app_database(label)
         .await
         .unwrap()
         .admin_url;

@@ -7,7 +7,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use photos::{PhotoSettings, set_up_database};
+use dbkit::{DatabaseSettings, set_up_database};
+use photos::PhotoSettings;
 use rabbitmq_jobs::{AmqpSettings, PublisherSettings};
 use support::{Broker, Postgres, test_roles, wait_until};
 use testcontainers::core::{ContainerPort, WaitFor};
@@ -77,29 +78,46 @@ impl Logs {
     }
 }
 
-fn photo_settings(database_url: String, dir: &std::path::Path) -> PhotoSettings {
+fn photo_settings(dir: &std::path::Path) -> PhotoSettings {
     PhotoSettings {
-        database_url,
-        database_max_connections: 2,
-        database_statement_timeout: Duration::from_secs(5),
         storage_dir: dir.join("storage"),
         max_image_pixels: 50_000_000,
         decode_memory_mib: 256,
     }
 }
 
-fn pipeline_settings(database_url: String, dir: &std::path::Path) -> worker::PipelineSettings {
-    worker::PipelineSettings {
-        photos: photo_settings(database_url, dir),
-        thumbnail_sizes: vec![64],
-        cpu_threads: None,
-        blocklist_file: None,
-        blocklist_max_distance: 8,
-        smtp_url: None,
-        outbox_dir: dir.join("outbox"),
-        mail_from: "Photos <no-reply@photos.test>".into(),
-        user_email_domain: "users.test".into(),
-        public_base_url: "http://photos.test".into(),
+fn database_settings(url: String) -> DatabaseSettings {
+    DatabaseSettings {
+        url,
+        max_connections: 2,
+        statement_timeout: Duration::from_secs(5),
+    }
+}
+
+fn handler_settings(database_url: String, dir: &std::path::Path) -> worker::HandlerSettings {
+    worker::HandlerSettings {
+        database: database_settings(database_url),
+        mail: worker::MailSettings {
+            smtp_url: None,
+            outbox_dir: dir.join("outbox"),
+            public_base_url: "http://photos.test".into(),
+        },
+        pipeline: worker::PipelineSettings {
+            photos: photo_settings(dir),
+            thumbnail_sizes: vec![64],
+            cpu_threads: None,
+            blocklist_file: None,
+            blocklist_max_distance: 8,
+            mail_from: "Photos <no-reply@photos.test>".into(),
+            user_email_domain: "users.test".into(),
+        },
+        orders: worker::OrderSettings {
+            warehouse: orders::WarehouseSettings {
+                warehouse_url: "http://127.0.0.1:1".into(),
+                warehouse_timeout: Duration::from_secs(5),
+            },
+            order_mail_from: "Store <orders@store.test>".into(),
+        },
     }
 }
 
@@ -114,7 +132,7 @@ async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("late-db-{}", uuid::Uuid::new_v4().simple()));
     let admin_url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
-    let (settings, amqp) = (pipeline_settings(admin_url.clone(), &dir), no_broker());
+    let (settings, amqp) = (handler_settings(admin_url.clone(), &dir), no_broker());
     let logs = Logs::default();
     let _capturing = logs.capture();
 
@@ -123,18 +141,23 @@ async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
     // before the set-up).
     let starting = tokio::time::timeout(
         PATIENCE,
-        worker::pipeline(&settings, &amqp, PublisherSettings::default()),
+        worker::registry(&settings, &amqp, PublisherSettings::default()),
     );
     let database = async {
         let container = postgres_on(port).await;
         let roles = test_roles("photos");
-        set_up_database(&admin_url, &roles, PATIENCE).await.unwrap();
+        set_up_database(&admin_url, &roles, &producer::schemas(), PATIENCE)
+            .await
+            .unwrap();
         container
     };
     let (started, _database) = tokio::join!(starting, database);
 
-    let pipeline = started.expect("the worker was still starting").unwrap();
-    pipeline.store.ping().await.unwrap();
+    let registry = started.expect("the worker was still starting").unwrap();
+    assert!(
+        registry.kinds().any(|kind| kind == "process_thumbnails"),
+        "the worker started without the photo kinds"
+    );
     let retries = logs.lines_with("PostgreSQL is not ready yet");
     assert!(retries >= 1, "no failed attempt was logged");
     let _ = std::fs::remove_dir_all(&dir);
@@ -152,7 +175,7 @@ async fn a_worker_waiting_for_its_database_stops_at_once_when_told_to() {
         amqp: no_broker(),
         worker: rabbitmq_jobs::WorkerSettings::default(),
         publishing: PublisherSettings::default(),
-        pipeline: pipeline_settings(url, &dir),
+        handlers: handler_settings(url, &dir),
     };
     let logs = Logs::default();
     let _capturing = logs.capture();
@@ -191,14 +214,20 @@ async fn status_and_error(request: reqwest::RequestBuilder) -> (u16, String) {
 }
 
 /// `producer serve` on `http_addr`.
-fn serve_cli(http_addr: SocketAddr, amqp: AmqpSettings, photos: PhotoSettings) -> producer::Cli {
+fn serve_cli(
+    http_addr: SocketAddr,
+    amqp: AmqpSettings,
+    database_url: String,
+    dir: &std::path::Path,
+) -> producer::Cli {
     let serve = producer::ServeSettings {
         http_addr,
         max_upload_bytes: 20 * 1024 * 1024,
         body_read_timeout: Duration::from_secs(30),
         decode_wait: Duration::from_secs(2),
         shutdown_timeout: Duration::from_secs(5),
-        photos,
+        database: database_settings(database_url),
+        photos: photo_settings(dir),
     };
     producer::Cli {
         command: producer::Command::Serve(serve),
@@ -217,14 +246,14 @@ async fn the_producer_serves_with_rabbitmq_down_and_takes_uploads_once_it_is_bac
     let vhost = Broker::shared().vhost("late-broker").await.unwrap();
     let relay = Relay::start(port_of(&vhost.amqp_url), Mode::Refuse).await;
     let database_url = Postgres::shared()
-        .photo_database("late_broker")
+        .app_database("late_broker")
         .await
         .unwrap()
         .producer_url;
     let dir = std::env::temp_dir().join(format!("late-mq-{}", uuid::Uuid::new_v4().simple()));
     let http_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let amqp = AmqpSettings::from_url(&relay.url_through(&vhost.amqp_url)).unwrap();
-    let cli = serve_cli(http_addr, amqp, photo_settings(database_url, &dir));
+    let cli = serve_cli(http_addr, amqp, database_url, &dir);
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(producer::run(cli, async move {
         let _ = stopped.await;

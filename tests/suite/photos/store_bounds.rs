@@ -58,7 +58,7 @@ async fn lock_row(url: &str, image_id: Uuid) -> sqlx::PgConnection {
 async fn a_row_lock_held_by_another_transaction_makes_a_claim_and_a_verdict_give_up_in_time() {
     support::logs::capture();
     let url = Postgres::shared()
-        .photo_database("bound-lock")
+        .app_database("bound-lock")
         .await
         .unwrap()
         .admin_url;
@@ -109,7 +109,7 @@ async fn a_server_that_accepts_connections_but_never_answers_fails_connect_in_ti
 async fn queries_on_a_connection_gone_silent_fail_in_time_and_work_again_once_it_is_back() {
     support::logs::capture();
     let url = Postgres::shared()
-        .photo_database("bound-silent")
+        .app_database("bound-silent")
         .await
         .unwrap()
         .admin_url;

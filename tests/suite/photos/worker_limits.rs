@@ -14,7 +14,7 @@ use crate::helpers::PATIENCE;
 async fn an_original_over_the_workers_pixel_limit_is_neither_thumbnailed_nor_moderated() {
     let mut app = spawn_photo_app("worker-limits", Options::default()).await;
     // The producer takes up to 50 megapixels; this worker only one.
-    app.pipeline.photos.max_image_pixels = 1_000_000;
+    app.handlers.pipeline.photos.max_image_pixels = 1_000_000;
     let image_id = app
         .accepted_upload("olga", jpeg(&photo(1500, 1000, 3)))
         .await;

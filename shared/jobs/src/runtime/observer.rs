@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use crate::envelope::IncomingEnvelope;
 use crate::job::JobId;
 
 /// Where a job stands.
@@ -59,10 +60,21 @@ pub struct JobEvent<'a> {
     pub id: Option<JobId>,
     /// The run this is about (0 for a job dead-lettered before it ran).
     pub attempt: u32,
-    /// The whole message body (the envelope), for observers that need the payload.
+    /// The whole message body (the envelope); [`JobEvent::payload`] reads its payload.
     pub body: &'a [u8],
     /// What happened.
     pub outcome: JobOutcome<'a>,
+}
+
+impl JobEvent<'_> {
+    /// The job's payload read as `T` (for an observer, the few fields it records, e.g. the
+    /// id of what the job is about); `None` when the body is not a job envelope or its
+    /// payload is not a `T`. Observers never need to know the envelope's layout.
+    #[must_use]
+    pub fn payload<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        let envelope = IncomingEnvelope::parse(self.body).ok()?;
+        serde_json::from_str(envelope.payload.get()).ok()
+    }
 }
 
 /// Why an observer could not record an event.

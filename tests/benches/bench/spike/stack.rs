@@ -41,7 +41,7 @@ pub async fn start(bin: &Path, broker: &Broker, workers: usize) -> Stack {
     let vhost = broker.vhost("spike").await.expect("vhost");
     let postgres = Postgres::shared();
     // Set up as `db-setup` does: the producer and the workers log in as their roles.
-    let database = postgres.photo_database("spike").await.expect("database");
+    let database = postgres.app_database("spike").await.expect("database");
     let db = sqlx::PgPool::connect(&database.admin_url)
         .await
         .expect("bench db");

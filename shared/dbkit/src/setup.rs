@@ -1,7 +1,7 @@
-//! The database's one-shot set-up (`producer db-setup`): the schema is migrated as an owner
-//! role nobody logs in as, and the producer and the workers get login roles with only the
-//! rights their statements use. The apps never migrate; they check at start that the schema
-//! has every migration they were built with.
+//! The database's one-shot set-up (`producer db-setup`): every domain's schema is migrated as
+//! an owner role nobody logs in as, and the producer and the workers get login roles with
+//! only the rights their statements use. The apps never migrate; they check at start that
+//! the schema has every migration they were built with.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -10,42 +10,26 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection, PgPool};
 
-use super::{StoreError, bounded};
+use crate::{StoreError, bounded};
 
-/// The migrations in `shared/photos/migrations`, built in.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+/// Rights on a domain's tables: `(table, privileges)` as `GRANT` takes them, e.g.
+/// `("images", "SELECT, UPDATE (thumbnails)")`.
+pub type Rights = &'static [(&'static str, &'static str)];
 
-/// What the producer's statements use: recording an upload (its user on first upload, the
-/// image, its jobs as queued), withdrawing one, and reading status and profiles. Deleting
-/// an image cascades to its jobs through the foreign key, which runs as the tables' owner.
-const PRODUCER_RIGHTS: &[(&str, &str)] = &[
-    ("users", "SELECT, INSERT"),
-    ("images", "SELECT, INSERT, DELETE"),
-    ("image_jobs", "SELECT, INSERT"),
-    ("withdrawn_uploads", "INSERT"),
-    ("_sqlx_migrations", "SELECT"),
-];
-
-/// What the workers' statements use: reading an image, recording results, states, mails and
-/// the avatar. Updates are limited to the columns a job writes: no worker can change whose
-/// image it is or where its original lies, nor delete anything.
-const WORKER_RIGHTS: &[(&str, &str)] = &[
-    ("users", "SELECT, UPDATE (avatar_image_id, updated_at)"),
-    (
-        "images",
-        "SELECT, UPDATE (thumbnails, moderation, moderation_reason, profile_job_claimed, published_at)",
-    ),
-    (
-        "image_jobs",
-        "SELECT, INSERT, UPDATE (state, attempt, error, updated_at)",
-    ),
-    (
-        "sent_emails",
-        "SELECT, INSERT, UPDATE (recipient, state, sent_at)",
-    ),
-    ("withdrawn_uploads", "SELECT"),
-    ("_sqlx_migrations", "SELECT"),
-];
+/// A domain's part of the database: its migrations (each domain with a history table of its
+/// own, so no domain sees another's versions as missing) and what each app may do with its
+/// tables. Reading the history table is granted with it.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// The domain's name, for messages.
+    pub name: &'static str,
+    /// Its migrations, built in.
+    pub migrator: &'static Migrator,
+    /// What the producer's statements use.
+    pub producer: Rights,
+    /// What the workers' statements use.
+    pub worker: Rights,
+}
 
 /// A role the apps log in as.
 #[derive(Clone)]
@@ -75,24 +59,27 @@ pub struct DatabaseRoles {
     pub worker: Login,
 }
 
-/// Sets the database at `admin_url` up: creates or updates the roles, hands every table of
-/// `public` to the owner, migrates as the owner, and grants each app its rights (only those:
-/// what a previous set-up granted and the code no longer uses is taken back). `admin_url`
-/// is a superuser's (the PostgreSQL image's `POSTGRES_USER`), or a role with `CREATEROLE`
-/// that owns the database. Connecting, then the whole set-up, are each bounded by `timeout`.
-/// Running it again is harmless.
+/// Sets the database at `admin_url` up for `schemas`: creates or updates the roles, hands
+/// every table of `public` to the owner, migrates each schema as the owner, and grants each
+/// app its rights (only those: what a previous set-up granted and the code no longer uses is
+/// taken back). `admin_url` is a superuser's (the PostgreSQL image's `POSTGRES_USER`), or a
+/// role with `CREATEROLE` that owns the database. Connecting, then the whole set-up, are
+/// each bounded by `timeout`. Running it again is harmless.
 #[tracing::instrument(skip_all, fields(owner = %roles.owner))]
 pub async fn set_up_database(
     admin_url: &str,
     roles: &DatabaseRoles,
+    schemas: &[Schema],
     timeout: Duration,
 ) -> Result<(), StoreError> {
     let mut admin = bounded(timeout, "connecting", PgConnection::connect(admin_url)).await?;
     let steps = async {
         create_roles(&mut admin, roles).await?;
         hand_over_tables(&mut admin, &roles.owner).await?;
-        migrate_as(admin_url, &roles.owner).await?;
-        grant_rights(&mut admin, roles).await
+        for schema in schemas {
+            migrate_as(admin_url, &roles.owner, schema.migrator).await?;
+        }
+        grant_rights(&mut admin, roles, schemas).await
     };
     bounded(timeout, "setting the database up", steps).await?;
     tracing::info!("database set up: schema migrated, app roles granted");
@@ -102,31 +89,35 @@ pub async fn set_up_database(
 /// Runs the pending migrations as `owner`, on a connection of their own that starts with
 /// that role (a pool of one: sqlx's migrator takes a pool or a connection, and only a pool
 /// keeps the set-up's future `Send`).
-async fn migrate_as(admin_url: &str, owner: &str) -> Result<(), StoreError> {
+async fn migrate_as(admin_url: &str, owner: &str, migrator: &Migrator) -> Result<(), StoreError> {
     let options = PgConnectOptions::from_str(admin_url)?.options([("role", owner)]);
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .connect_with(options)
         .await?;
-    let migrated = MIGRATOR.run(&pool).await;
+    let migrated = migrator.run(&pool).await;
     pool.close().await;
     Ok(migrated?)
 }
 
-/// Checks that the schema has every migration this build knows, so an app started before
+/// Checks that `schema` has every migration this build knows, so an app started before
 /// `db-setup` ran says so instead of failing on its first statement.
-pub(super) async fn check_schema(pool: &PgPool) -> Result<(), StoreError> {
-    let applied: Vec<i64> =
-        match sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-            .fetch_all(pool)
-            .await
-        {
-            Ok(versions) => versions,
-            // undefined_table: nothing was ever migrated.
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
-            Err(error) => return Err(error.into()),
-        };
-    let missing: Vec<i64> = MIGRATOR
+pub async fn check_schema(pool: &PgPool, schema: &Schema) -> Result<(), StoreError> {
+    let query = format!(
+        "SELECT version FROM {} WHERE success",
+        schema.migrator.table_name
+    );
+    let applied: Vec<i64> = match sqlx::query_scalar(sqlx::AssertSqlSafe(query))
+        .fetch_all(pool)
+        .await
+    {
+        Ok(versions) => versions,
+        // undefined_table: nothing was ever migrated.
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P01") => Vec::new(),
+        Err(error) => return Err(error.into()),
+    };
+    let missing: Vec<i64> = schema
+        .migrator
         .iter()
         .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
         .map(|m| m.version)
@@ -134,7 +125,10 @@ pub(super) async fn check_schema(pool: &PgPool) -> Result<(), StoreError> {
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(StoreError::SchemaBehind { missing })
+        Err(StoreError::SchemaBehind {
+            schema: schema.name,
+            missing,
+        })
     }
 }
 
@@ -187,8 +181,12 @@ async fn hand_over_tables(admin: &mut PgConnection, owner: &str) -> Result<(), S
     Ok(())
 }
 
-/// Replaces the apps' rights with exactly those above, in one transaction.
-async fn grant_rights(admin: &mut PgConnection, roles: &DatabaseRoles) -> Result<(), StoreError> {
+/// Replaces the apps' rights with exactly those the schemas name, in one transaction.
+async fn grant_rights(
+    admin: &mut PgConnection,
+    roles: &DatabaseRoles,
+    schemas: &[Schema],
+) -> Result<(), StoreError> {
     let mut tx = admin.begin().await?;
     let apps = [roles.producer.role.as_str(), roles.worker.role.as_str()];
     // Nobody else may connect to or create in this database; the apps may only connect.
@@ -210,10 +208,13 @@ async fn grant_rights(admin: &mut PgConnection, roles: &DatabaseRoles) -> Result
         execute_formatted(&mut tx, schema, &[app]).await?;
         execute_formatted(&mut tx, "GRANT USAGE ON SCHEMA public TO %I", &[app]).await?;
     }
-    for (app, rights) in [(apps[0], PRODUCER_RIGHTS), (apps[1], WORKER_RIGHTS)] {
-        for (table, privileges) in rights {
-            let grant = format!("GRANT {privileges} ON public.%I TO %I");
-            execute_formatted(&mut tx, &grant, &[table, app]).await?;
+    for schema in schemas {
+        let history = [(schema.migrator.table_name.as_ref(), "SELECT")];
+        for (app, rights) in [(apps[0], schema.producer), (apps[1], schema.worker)] {
+            for (table, privileges) in rights.iter().copied().chain(history) {
+                let grant = format!("GRANT {privileges} ON public.%I TO %I");
+                execute_formatted(&mut tx, &grant, &[table, app]).await?;
+            }
         }
     }
     tx.commit().await?;

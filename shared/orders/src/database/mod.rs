@@ -1,0 +1,62 @@
+//! The store's data in PostgreSQL: products and their stock, orders, each order job's state
+//! and one-time effects. Its tables come with this domain's [`schema`], set up by
+//! `producer db-setup`; every call is bounded (see [`dbkit::Database`]).
+
+mod fulfilment;
+mod placing;
+mod schema;
+
+use std::future::Future;
+use std::time::Duration;
+
+use dbkit::{Database, StoreError, bounded};
+use sqlx::PgPool;
+
+pub use self::fulfilment::{OrderFacts, StockOutcome};
+pub use self::placing::{NewOrder, Placement};
+pub use self::schema::schema;
+
+/// Access to the store's tables.
+#[derive(Debug, Clone)]
+pub struct OrderStore {
+    pool: PgPool,
+    /// The bound of every call.
+    timeout: Duration,
+}
+
+impl OrderStore {
+    /// The store's tables of `database` (whose schema was checked when it connected).
+    #[must_use]
+    pub fn new(database: &Database) -> Self {
+        Self {
+            pool: database.pool().clone(),
+            timeout: database.timeout(),
+        }
+    }
+
+    /// Runs `operation` within this store's bound.
+    async fn bounded<T>(
+        &self,
+        what: &'static str,
+        operation: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        bounded(self.timeout, what, operation).await
+    }
+
+    /// Runs a transaction in a task of its own, within this store's bound. A caller
+    /// cancelled while the transaction is in flight (its worker lost its broker connection,
+    /// its client went away) would otherwise hand the connection back to the pool inside the
+    /// transaction; the task always finishes, and commits or rolls back.
+    async fn in_task<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        transaction: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let task = tokio::spawn(transaction);
+        let joined = async {
+            task.await
+                .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
+        };
+        self.bounded(what, joined).await
+    }
+}

@@ -1,0 +1,172 @@
+//! The producer's side: recording a placed order, and reading products and orders.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use dbkit::{JobState, JobStatus, StoreError};
+use uuid::Uuid;
+
+use super::OrderStore;
+use crate::status::{OrderLine, OrderStatus, Product, order_state};
+
+/// An order whose card was approved, about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewOrder<'a> {
+    /// Its new id.
+    pub order_id: Uuid,
+    /// Where its confirmation goes.
+    pub email: &'a str,
+    /// The approved card's last four digits.
+    pub card_last4: &'a str,
+    /// `(sku, quantity)`, each SKU once.
+    pub items: &'a [(String, u32)],
+    /// The jobs it gets, recorded as queued.
+    pub kinds: &'a [&'a str],
+}
+
+/// What recording an order came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// Recorded, at this total.
+    Recorded {
+        /// Sum of quantity × the product's current price.
+        total_cents: i64,
+    },
+    /// Nothing recorded: these SKUs are not products.
+    UnknownProducts(Vec<String>),
+}
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    total_cents: i64,
+    attention_reason: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    kind: String,
+    state: JobState,
+    attempt: i32,
+    error: Option<String>,
+}
+
+impl OrderStore {
+    /// Every product, by SKU.
+    pub async fn products(&self) -> Result<Vec<Product>, StoreError> {
+        let query = sqlx::query_as::<_, Product>(
+            "SELECT sku, name, price_cents, stock FROM products ORDER BY sku",
+        )
+        .fetch_all(&self.pool);
+        self.bounded("reading products", query).await
+    }
+
+    /// Records the order, its items at the products' current prices, and its jobs as
+    /// queued: one statement, so one round trip and all or nothing. An unknown SKU records
+    /// nothing.
+    pub async fn record_order(&self, order: &NewOrder<'_>) -> Result<Placement, StoreError> {
+        let (skus, quantities): (Vec<&str>, Vec<i32>) = order
+            .items
+            .iter()
+            .map(|(sku, quantity)| (sku.as_str(), i32::try_from(*quantity).unwrap_or(i32::MAX)))
+            .unzip();
+        let insert = sqlx::query_scalar::<_, i64>(
+            "WITH wanted AS (
+                 SELECT w.sku, w.quantity, p.price_cents
+                 FROM unnest($3::text[], $4::int[]) AS w (sku, quantity)
+                 JOIN products p ON p.sku = w.sku
+             ), new_order AS (
+                 INSERT INTO orders (id, email, card_last4, total_cents)
+                 SELECT $1, $2, $5, sum(quantity::bigint * price_cents) FROM wanted
+                 HAVING count(*) = cardinality($3::text[])
+                 RETURNING id, total_cents
+             ), new_items AS (
+                 INSERT INTO order_items (order_id, sku, quantity, price_cents)
+                 SELECT new_order.id, sku, quantity, price_cents FROM wanted CROSS JOIN new_order
+             ), new_jobs AS (
+                 INSERT INTO order_jobs (order_id, kind)
+                 SELECT new_order.id, kind FROM unnest($6::text[]) AS kind CROSS JOIN new_order
+             )
+             SELECT total_cents FROM new_order",
+        )
+        .bind(order.order_id)
+        .bind(order.email)
+        .bind(&skus)
+        .bind(&quantities)
+        .bind(order.card_last4)
+        .bind(order.kinds)
+        .fetch_optional(&self.pool);
+        if let Some(total_cents) = self.bounded("recording an order", insert).await? {
+            return Ok(Placement::Recorded { total_cents });
+        }
+        let known = sqlx::query_scalar::<_, String>("SELECT sku FROM products WHERE sku = ANY($1)")
+            .bind(&skus)
+            .fetch_all(&self.pool);
+        let known = self.bounded("reading products", known).await?;
+        let unknown = skus
+            .iter()
+            .filter(|sku| !known.iter().any(|k| k == *sku))
+            .map(|sku| (*sku).to_owned())
+            .collect();
+        Ok(Placement::UnknownProducts(unknown))
+    }
+
+    /// Removes an order whose jobs could not be queued (its items and job rows go with it).
+    pub async fn forget_order(&self, order_id: Uuid) -> Result<(), StoreError> {
+        let delete = sqlx::query("DELETE FROM orders WHERE id = $1")
+            .bind(order_id)
+            .execute(&self.pool);
+        self.bounded("forgetting an order", delete).await.map(drop)
+    }
+
+    /// The order as `GET /orders/{id}` shows it.
+    pub async fn order_status(&self, order_id: Uuid) -> Result<Option<OrderStatus>, StoreError> {
+        let reading = async {
+            let order = sqlx::query_as::<_, OrderRow>(
+                "SELECT total_cents, attention_reason, created_at FROM orders WHERE id = $1",
+            )
+            .bind(order_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            let Some(order) = order else {
+                return Ok(None);
+            };
+            let items = sqlx::query_as::<_, OrderLine>(
+                "SELECT sku, quantity, price_cents FROM order_items WHERE order_id = $1 ORDER BY sku",
+            )
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await?;
+            let jobs = sqlx::query_as::<_, JobRow>(
+                "SELECT kind, state, attempt, error FROM order_jobs WHERE order_id = $1",
+            )
+            .bind(order_id)
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(Some((order, items, jobs)))
+        };
+        let Some((order, items, jobs)) = self.bounded("reading an order", reading).await? else {
+            return Ok(None);
+        };
+        let jobs: BTreeMap<String, JobStatus> = jobs
+            .into_iter()
+            .map(|job| {
+                let status = JobStatus {
+                    state: job.state,
+                    attempt: u32::try_from(job.attempt).unwrap_or(0),
+                    error: job.error,
+                };
+                (job.kind, status)
+            })
+            .collect();
+        Ok(Some(OrderStatus {
+            order_id,
+            state: order_state(order.attention_reason.as_deref(), &jobs),
+            total_cents: order.total_cents,
+            items,
+            jobs,
+            attention_reason: order.attention_reason,
+            created_at: order.created_at,
+        }))
+    }
+}
