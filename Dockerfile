@@ -1,4 +1,4 @@
-# One image with both binaries: `producer` (the web app) and `worker`.
+# One image with the binaries: `producer` (the web app), `worker` and `warehouse-stub`.
 # Builds with the classic builder and with BuildKit (no BuildKit-only syntax).
 
 FROM rust:1.95-slim-bookworm AS build
@@ -12,6 +12,7 @@ ENV CARGO_PROFILE_RELEASE_DEBUG=false
 # then only prunes the lock file of test-only packages, every version stays as locked.
 COPY Cargo.toml Cargo.lock ./
 COPY shared/jobs/Cargo.toml shared/jobs/
+COPY shared/dbkit/Cargo.toml shared/dbkit/
 COPY shared/photos/Cargo.toml shared/photos/
 COPY shared/orders/Cargo.toml shared/orders/
 COPY shared/mail/Cargo.toml shared/mail/
@@ -19,7 +20,7 @@ COPY shared/testkit/Cargo.toml shared/testkit/
 COPY producer/Cargo.toml producer/
 COPY worker/Cargo.toml worker/
 RUN sed -i 's/, "tests"\]/]/' Cargo.toml \
- && for crate in shared/jobs shared/photos shared/orders shared/mail shared/testkit producer worker; do \
+ && for crate in shared/jobs shared/dbkit shared/photos shared/orders shared/mail shared/testkit producer worker; do \
       mkdir -p $crate/src && touch $crate/src/lib.rs; done \
  && echo 'fn main() {}' > producer/src/main.rs \
  && echo 'fn main() {}' > worker/src/main.rs \
@@ -36,7 +37,8 @@ FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --user-group --home-dir /data --create-home app \
  && mkdir -p /data/storage /data/outbox /definitions \
  && chown -R app:app /data /definitions
-COPY --from=build /src/target/release/producer /src/target/release/worker /usr/local/bin/
+COPY --from=build /src/target/release/producer /src/target/release/worker \
+     /src/target/release/warehouse-stub /usr/local/bin/
 USER app
 WORKDIR /data
 ENV STORAGE_DIR=/data/storage OUTBOX_DIR=/data/outbox RUST_LOG=info

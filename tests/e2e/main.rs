@@ -1,7 +1,8 @@
 //! End-to-end check of the containers, as users run them: builds the image, brings the stack
 //! up with three workers, uploads through the published port, kills a worker mid-flight,
 //! has one exit on its own and checks Docker restarts it, stops all workers while uploads
-//! keep coming, and prints a summary table.
+//! keep coming, places orders that the order workers (a service of their own) handle, and
+//! prints a summary table.
 //!
 //! Run by `.ci/run`: `cargo run -p integration-tests --bin compose-e2e`.
 
@@ -9,6 +10,7 @@
 #![allow(clippy::print_stdout)]
 
 mod compose;
+mod orders;
 mod restart;
 mod stack;
 
@@ -121,6 +123,12 @@ async fn run(rows: &mut Vec<Row>) -> Result<(), String> {
     )
     .await?;
     timed(rows, "one confirmation mail per upload", mails(&stack)).await?;
+    timed(
+        rows,
+        "20 orders: order workers take stock, mail, notify the warehouse",
+        orders::orders_flow(&stack),
+    )
+    .await?;
     let started = Instant::now();
     drop(stack);
     rows.push(Row {
@@ -132,7 +140,7 @@ async fn run(rows: &mut Vec<Row>) -> Result<(), String> {
 }
 
 async fn start_stack() -> Result<(Stack, String), String> {
-    let (http_port, ui_port) = (free_port()?, free_port()?);
+    let (http_port, ui_port, warehouse_port) = (free_port()?, free_port()?, free_port()?);
     let fingerprint = fingerprint(BANNED_SEED)?;
     // Only the banned picture may match the blocklist (distance at most 8 of 64 bits).
     for seed in BANNED_IN_FIRST_WAVE..FIRST_WAVE + BACKLOG_WAVE + RESTART_WAVE {
@@ -150,6 +158,7 @@ async fn start_stack() -> Result<(Stack, String), String> {
         ("RUST_LOG".to_owned(), "info".to_owned()),
         ("HTTP_PORT".to_owned(), http_port.to_string()),
         ("RABBITMQ_UI_PORT".to_owned(), ui_port.to_string()),
+        ("WAREHOUSE_PORT".to_owned(), warehouse_port.to_string()),
         ("BLOCKLIST_PATH".to_owned(), blocklist.display().to_string()),
     ];
     let compose = Compose::new(&format!("photos-e2e-{}", std::process::id()), env);
@@ -159,6 +168,7 @@ async fn start_stack() -> Result<(Stack, String), String> {
         compose,
         base: format!("http://127.0.0.1:{http_port}"),
         management: format!("http://127.0.0.1:{ui_port}/api"),
+        warehouse: format!("http://127.0.0.1:{warehouse_port}"),
         http: reqwest::Client::new(),
     };
     wait_until(

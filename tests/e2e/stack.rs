@@ -12,6 +12,8 @@ pub struct Stack {
     pub compose: Compose,
     pub base: String,
     pub management: String,
+    /// The warehouse stand-in's published port.
+    pub warehouse: String,
     pub http: reqwest::Client,
 }
 

@@ -249,15 +249,7 @@ impl TestApp {
 
     /// Messages ready in `queue`, straight from the broker (no statistics delay).
     pub async fn ready(&self, channel: &Channel, queue: &str) -> u32 {
-        let options = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        channel
-            .queue_declare(queue.into(), options, FieldTable::default())
-            .await
-            .expect("passive declare")
-            .message_count()
+        messages_ready(channel, queue).await
     }
 
     /// Waits for `count` dead letters of `kind` and takes them off the DLQ.
@@ -399,4 +391,18 @@ pub async fn publish_echoes(publisher: &Publisher, count: u64) -> Vec<JobId> {
         .publish_batch(&jobs)
         .await
         .expect("publishing echoes")
+}
+
+/// Messages ready in `queue`, straight from the broker (a passive declare: no statistics
+/// delay).
+pub async fn messages_ready(channel: &Channel, queue: &str) -> u32 {
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await
+        .expect("passive declare")
+        .message_count()
 }

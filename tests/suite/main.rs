@@ -4,6 +4,8 @@
 // A failed expectation in a test should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod app;
 mod foundation;
 mod helpers;
+mod orders;
 mod photos;

@@ -25,7 +25,7 @@ use rabbitmq_jobs::{
 /// is waited for; `shutdown` ends that wait too.
 pub async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
-    let starting = registry(&cli.handlers, &cli.amqp, cli.publishing.clone());
+    let starting = registry_for(&cli.kinds, &cli.handlers, &cli.amqp, cli.publishing.clone());
     let mut registry = tokio::select! {
         registry = starting => registry?,
         () = &mut shutdown => {
@@ -63,6 +63,20 @@ pub async fn registry(
     amqp: &AmqpSettings,
     publishing: PublisherSettings,
 ) -> anyhow::Result<Registry> {
+    registry_for(&[], settings, amqp, publishing).await
+}
+
+/// The handlers of the domains that have a kind in `kinds` (every domain when it is empty):
+/// a worker of order kinds only opens no photo storage and loads no blocklist.
+pub async fn registry_for(
+    kinds: &[String],
+    settings: &HandlerSettings,
+    amqp: &AmqpSettings,
+    publishing: PublisherSettings,
+) -> anyhow::Result<Registry> {
+    let serves = |catalog: Catalog| {
+        kinds.is_empty() || catalog.kinds().any(|kind| kinds.iter().any(|k| k == kind))
+    };
     let database = settings.database.connect_when_up(&schemas()).await?;
     let mail = &settings.mail;
     let mailer = Mailer::new(mail.smtp_url.as_deref(), &mail.outbox_dir)?;
@@ -71,11 +85,20 @@ pub async fn registry(
         .context("building the topology")?;
     let publisher = Publisher::new(amqp, publishing, topology, "worker handlers")
         .context("setting up the handlers' publisher")?;
-    let pipeline = pipeline(settings, &database, mailer.clone(), publisher.clone())?;
-    let fulfilment = fulfilment(settings, &database, mailer, publisher)?;
-    photos::registry(Arc::new(pipeline))
-        .merge(orders::registry(Arc::new(fulfilment)))
-        .context("merging the domains' registries")
+    let mut registry = Registry::new();
+    if serves(photos::catalog()) {
+        let pipeline = pipeline(settings, &database, mailer.clone(), publisher.clone())?;
+        registry = registry
+            .merge(photos::registry(Arc::new(pipeline)))
+            .context("adding the photo handlers")?;
+    }
+    if serves(orders::catalog()) {
+        let fulfilment = fulfilment(settings, &database, mailer, publisher)?;
+        registry = registry
+            .merge(orders::registry(Arc::new(fulfilment)))
+            .context("adding the order handlers")?;
+    }
+    Ok(registry)
 }
 
 /// The photo handlers' dependencies.

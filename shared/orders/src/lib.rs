@@ -29,3 +29,4 @@ pub use self::settings::WarehouseSettings;
 pub use self::status::{OrderLine, OrderState, OrderStatus, Product, order_state};
 pub use self::warehouse::{Warehouse, WarehouseError};
 pub use self::work::{Fulfilment, registry};
+pub use dbkit::{JobState, JobStatus};

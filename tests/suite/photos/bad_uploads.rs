@@ -2,16 +2,10 @@
 
 use reqwest::Response;
 
-use super::app::{Options, PhotoApp, spawn_photo_app};
 use super::fixtures::{bmp, jpeg, photo, png_bomb};
+use crate::app::{App, Options, spawn_app};
 
-async fn assert_refused(
-    app: &PhotoApp,
-    what: &str,
-    response: Response,
-    status: u16,
-    mentions: &str,
-) {
+async fn assert_refused(app: &App, what: &str, response: Response, status: u16, mentions: &str) {
     assert_eq!(response.status(), status, "{what}");
     let body: serde_json::Value = response
         .json()
@@ -33,7 +27,7 @@ async fn bad_uploads_get_a_4xx_with_a_message_and_the_server_keeps_answering() {
         max_upload_bytes: 1024 * 1024,
         ..Options::default()
     };
-    let app = spawn_photo_app("bad-uploads", options).await;
+    let app = spawn_app("bad-uploads", options).await;
     let good = jpeg(&photo(300, 200, 5));
     let truncated = good[..good.len() / 2].to_vec();
     let cases: Vec<(&str, Response, u16, &str)> = vec![
@@ -122,7 +116,7 @@ async fn bad_uploads_get_a_4xx_with_a_message_and_the_server_keeps_answering() {
 
 #[tokio::test]
 async fn a_form_without_an_image_and_bad_lookups_get_a_4xx_with_a_message() {
-    let app = spawn_photo_app("bad-lookups", Options::default()).await;
+    let app = spawn_app("bad-lookups", Options::default()).await;
     let form = reqwest::multipart::Form::new().text("picture", "no image field");
     let response = app
         .http
@@ -152,7 +146,7 @@ async fn a_form_without_an_image_and_bad_lookups_get_a_4xx_with_a_message() {
 
 #[tokio::test]
 async fn a_client_file_name_is_never_a_path_the_upload_is_stored_under_our_own_name() {
-    let app = spawn_photo_app("file-names", Options::default()).await;
+    let app = spawn_app("file-names", Options::default()).await;
     let good = jpeg(&photo(300, 200, 5));
     let image_id = app
         .accepted_upload_named("u1", good, "../../../../tmp/evil.jpg")

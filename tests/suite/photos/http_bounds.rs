@@ -8,18 +8,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::app::{Options, PhotoApp, spawn_photo_app};
+use crate::app::{App, Options, spawn_app};
 
 /// What a bounded wait may take beyond its bound on a busy machine.
 const SLACK: Duration = Duration::from_secs(4);
 const BOUNDARY: &str = "stalled-boundary";
 
 /// Sends an upload's headers announcing a 1 MB body, then its first bytes only.
-async fn start_stalled_upload(
-    app: &PhotoApp,
-    content_type: &str,
-    expect_continue: bool,
-) -> TcpStream {
+async fn start_stalled_upload(app: &App, content_type: &str, expect_continue: bool) -> TcpStream {
     let address = app.base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).await.unwrap();
     let expect = if expect_continue {
@@ -83,7 +79,7 @@ async fn an_upload_whose_body_stalls_gets_a_408_with_a_message_within_the_deadli
         body_read_timeout: deadline,
         ..Options::default()
     };
-    let app = spawn_photo_app("stalled-body", options).await;
+    let app = spawn_app("stalled-body", options).await;
     let form = format!("multipart/form-data; boundary={BOUNDARY}");
     for content_type in ["image/jpeg", form.as_str()] {
         let started = Instant::now();
@@ -112,7 +108,7 @@ async fn a_client_holding_a_request_open_does_not_keep_shutdown_from_ending_afte
         shutdown_timeout: bound,
         ..Options::default()
     };
-    let mut app = spawn_photo_app("held-shutdown", options).await;
+    let mut app = spawn_app("held-shutdown", options).await;
     let _held = start_stalled_upload(&app, "image/jpeg", true).await;
 
     let server = app.stop_serving();

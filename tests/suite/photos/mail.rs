@@ -9,8 +9,8 @@ use sqlx::PgPool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-use super::app::{Options, spawn_photo_app};
 use super::fixtures::{jpeg, photo};
+use crate::app::{Options, spawn_app};
 
 /// What the stub saw: each message, and how many sessions of the app's database were inside
 /// a transaction while it was being handed over.
@@ -81,7 +81,7 @@ fn message_id(mail: &str) -> String {
 
 #[tokio::test]
 async fn no_database_transaction_stays_open_while_the_mail_server_answers() {
-    let mut app = spawn_photo_app("mail-smtp", Options::default()).await;
+    let mut app = spawn_app("mail-smtp", Options::default()).await;
     let db = PgPool::connect(&app.database.admin_url).await.unwrap();
     let (smtp_url, received) = smtp_stub(db.clone()).await;
     app.handlers.mail.smtp_url = Some(smtp_url);

@@ -9,8 +9,8 @@ use img_parts::webp::WebP;
 use img_parts::{Bytes, ImageEXIF};
 use photos::ImageState;
 
-use super::app::{Options, spawn_photo_app};
 use super::fixtures::{jpeg, photo, png, with_gps_exif};
+use crate::app::{Options, spawn_app};
 
 /// Marks planted in each kind of metadata; none may be served.
 const GPS: &[u8] = b"GPS-46.2N";
@@ -88,7 +88,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 
 #[tokio::test]
 async fn the_served_copy_of_every_format_keeps_no_gps_xmp_private_chunk_or_thumbnail() {
-    let app = spawn_photo_app("metadata-allowlist", Options::default()).await;
+    let app = spawn_app("metadata-allowlist", Options::default()).await;
     let _worker = app.start_worker();
     let uploads = [
         ("png", png_with_everything()),

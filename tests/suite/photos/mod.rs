@@ -1,6 +1,5 @@
 //! The photo pipeline end to end, through the real HTTP API, RabbitMQ and PostgreSQL.
 
-mod app;
 mod bad_uploads;
 mod decode_budget;
 mod fixtures;

@@ -7,8 +7,8 @@ use photos::ImageState;
 use photos::imaging::{Fingerprint, UploadLimits};
 use uuid::Uuid;
 
-use super::app::{Options, PhotoApp, spawn_photo_app};
 use super::fixtures::{jpeg, photo};
+use crate::app::{App, Options, spawn_app};
 
 /// Every path an upload's files would be served at.
 fn media_paths(image_id: Uuid) -> Vec<String> {
@@ -18,7 +18,7 @@ fn media_paths(image_id: Uuid) -> Vec<String> {
         .collect()
 }
 
-async fn assert_not_served(app: &PhotoApp, image_id: Uuid) {
+async fn assert_not_served(app: &App, image_id: Uuid) {
     for path in media_paths(image_id) {
         let response = app.http.get(app.url(&path)).send().await.unwrap();
         assert_eq!(response.status(), 404, "GET {path} is served");
@@ -40,7 +40,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 
 #[tokio::test]
 async fn nothing_of_an_upload_is_served_or_listed_before_moderation_approves_it() {
-    let app = spawn_photo_app("held-back", Options::default()).await;
+    let app = spawn_app("held-back", Options::default()).await;
     // No worker yet: the upload is accepted and waits for moderation.
     let image_id = app
         .accepted_upload("hana", jpeg(&photo(400, 300, 11)))
@@ -76,7 +76,7 @@ async fn a_rejected_upload_is_never_served_and_its_status_names_nothing_of_the_m
         blocklist: Some(format!("{fingerprint}\n")),
         ..Options::default()
     };
-    let app = spawn_photo_app("rejected-hidden", options).await;
+    let app = spawn_app("rejected-hidden", options).await;
     let image_id = app.accepted_upload("ivan", banned).await;
     assert_not_served(&app, image_id).await;
 

@@ -7,11 +7,11 @@ use photos::ImageState;
 use photos::imaging::{Fingerprint, UploadLimits};
 use uuid::Uuid;
 
-use super::app::{Options, PhotoApp, spawn_photo_app};
 use super::fixtures::{jpeg, photo, png, with_gps_exif};
+use crate::app::{App, Options, spawn_app};
 
 /// Thumbnails of `image_id` decode as JPEG squares of 64, 256 and 512 px.
-async fn assert_thumbnails(app: &PhotoApp, image_id: Uuid) {
+async fn assert_thumbnails(app: &App, image_id: Uuid) {
     let status = app.image(image_id).await;
     assert_eq!(
         status.thumbnails.keys().collect::<Vec<_>>(),
@@ -27,7 +27,7 @@ async fn assert_thumbnails(app: &PhotoApp, image_id: Uuid) {
 
 #[tokio::test]
 async fn a_jpeg_and_a_png_upload_end_ready_with_thumbnails_an_avatar_and_one_mail_each() {
-    let app = spawn_photo_app("photos-ready", Options::default()).await;
+    let app = spawn_app("photos-ready", Options::default()).await;
     let _worker = app.start_worker();
     let phone_photo = with_gps_exif(&jpeg(&photo(1200, 900, 1)));
 
@@ -68,7 +68,7 @@ async fn a_blocklisted_image_ends_rejected_and_the_avatar_stays_as_it_was() {
         blocklist: Some(format!("# known banned images\n{fingerprint}\n")),
         ..Options::default()
     };
-    let app = spawn_photo_app("photos-rejected", options).await;
+    let app = spawn_app("photos-rejected", options).await;
     let _worker = app.start_worker();
     let good = app
         .accepted_upload("carol", jpeg(&photo(800, 600, 3)))
@@ -96,7 +96,7 @@ async fn a_blocklisted_image_ends_rejected_and_the_avatar_stays_as_it_was() {
 
 #[tokio::test]
 async fn the_same_jobs_delivered_twice_have_one_effect() {
-    let app = spawn_photo_app("photos-twice", Options::default()).await;
+    let app = spawn_app("photos-twice", Options::default()).await;
     let _worker = app.start_worker();
     let image_id = app.accepted_upload("dave", jpeg(&photo(500, 500, 4))).await;
     let status = app.wait_for(image_id, ImageState::Ready).await;
@@ -169,7 +169,7 @@ async fn wait_for_jobs_handled_since(
 
 #[tokio::test]
 async fn uploads_are_accepted_with_no_worker_running_and_processed_once_one_starts() {
-    let app = spawn_photo_app("photos-decoupled", Options::default()).await;
+    let app = spawn_app("photos-decoupled", Options::default()).await;
     let mut images = Vec::new();
     for n in 0..3 {
         images.push(
@@ -199,7 +199,7 @@ async fn uploads_are_accepted_with_no_worker_running_and_processed_once_one_star
 
 #[tokio::test]
 async fn a_mail_sent_again_after_its_record_was_lost_leaves_one_file_with_the_same_message_id() {
-    let app = spawn_photo_app("photos-mail-again", Options::default()).await;
+    let app = spawn_app("photos-mail-again", Options::default()).await;
     let _worker = app.start_worker();
     let image_id = app.accepted_upload("kate", jpeg(&photo(300, 300, 8))).await;
     app.wait_for(image_id, ImageState::Ready).await;

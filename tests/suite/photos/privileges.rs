@@ -9,8 +9,8 @@ use photos::{ImageState, PhotoStore, StoreError};
 use sqlx::PgPool;
 use support::{Postgres, test_roles, unique_prefix};
 
-use super::app::{Options, spawn_photo_app};
 use super::fixtures::{jpeg, photo};
+use crate::app::{Options, spawn_app};
 
 /// PostgreSQL's code for "permission denied" (and "must be owner").
 const INSUFFICIENT_PRIVILEGE: &str = "42501";
@@ -51,7 +51,7 @@ async fn assert_refused(pool: &PgPool, role: &str, statement: &str) {
 
 #[tokio::test]
 async fn the_producers_role_cannot_approve_an_upload_forge_a_job_state_or_change_the_schema() {
-    let app = spawn_photo_app("privileges-producer", Options::default()).await;
+    let app = spawn_app("privileges-producer", Options::default()).await;
     // Rows for each statement to touch if it were allowed.
     app.accepted_upload("mallory", jpeg(&photo(64, 64, 1)))
         .await;
@@ -73,7 +73,7 @@ async fn the_producers_role_cannot_approve_an_upload_forge_a_job_state_or_change
 
 #[tokio::test]
 async fn a_workers_role_cannot_delete_an_image_reassign_it_or_point_it_at_another_file() {
-    let app = spawn_photo_app("privileges-worker", Options::default()).await;
+    let app = spawn_app("privileges-worker", Options::default()).await;
     let image_id = app
         .accepted_upload("mallory", jpeg(&photo(64, 64, 2)))
         .await;

@@ -4,8 +4,8 @@
 use photos::{ImageState, JobState};
 use support::wait_until;
 
-use super::app::{Options, spawn_photo_app};
 use super::fixtures::{jpeg, photo};
+use crate::app::{Options, spawn_app};
 use crate::helpers::PATIENCE;
 
 /// Refuses to record `process_thumbnails` as done, as a database that is not available does,
@@ -28,7 +28,7 @@ const REFUSE_THUMBNAILS_DONE: &str = "
 
 #[tokio::test]
 async fn a_job_whose_outcome_cannot_be_recorded_is_not_acked_and_its_outcome_is_written_later() {
-    let app = spawn_photo_app("status-retried", Options::default()).await;
+    let app = spawn_app("status-retried", Options::default()).await;
     let db = sqlx::PgPool::connect(&app.database.admin_url)
         .await
         .unwrap();

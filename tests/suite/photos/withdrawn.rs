@@ -6,12 +6,12 @@ use photos::{PhotoStore, ThumbnailJob};
 use rabbitmq_jobs::{Job, dead_letter_queue, work_queue};
 use uuid::Uuid;
 
-use super::app::{Options, spawn_photo_app};
 use super::fixtures::{jpeg, photo};
+use crate::app::{Options, spawn_app};
 
 #[tokio::test]
 async fn jobs_of_a_withdrawn_upload_have_nothing_to_do_and_a_job_for_no_image_is_dead_lettered() {
-    let app = spawn_photo_app("photos-withdrawn", Options::default()).await;
+    let app = spawn_app("photos-withdrawn", Options::default()).await;
     // Accepted with no worker running, so its three jobs wait in their queues...
     let withdrawn = app.accepted_upload("lena", jpeg(&photo(300, 200, 5))).await;
     // ...then withdrawn, as the producer does when a later publish of the upload fails.

@@ -6,13 +6,13 @@
 use photos::{ImageState, JobState};
 use support::wait_until;
 
-use super::app::{Options, spawn_photo_app};
 use super::fixtures::{jpeg, photo};
+use crate::app::{Options, spawn_app};
 use crate::helpers::PATIENCE;
 
 #[tokio::test]
 async fn an_original_over_the_workers_pixel_limit_is_neither_thumbnailed_nor_moderated() {
-    let mut app = spawn_photo_app("worker-limits", Options::default()).await;
+    let mut app = spawn_app("worker-limits", Options::default()).await;
     // The producer takes up to 50 megapixels; this worker only one.
     app.handlers.pipeline.photos.max_image_pixels = 1_000_000;
     let image_id = app

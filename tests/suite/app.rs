@@ -1,5 +1,5 @@
-//! The photo app under test: the real producer (HTTP on a free port), real workers, and a
-//! fresh vhost, database and storage folder per test.
+//! The app under test, both domains: the real producer (HTTP on a free port), real workers,
+//! and a fresh vhost, database and storage folder per test.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::helpers::{PATIENCE, RunningWorker, fast_publishing};
 
-pub struct PhotoApp {
+pub struct App {
     pub base: String,
     pub http: reqwest::Client,
     pub vhost: Vhost,
@@ -33,6 +33,10 @@ pub struct Options {
     pub blocklist: Option<String>,
     pub body_read_timeout: Duration,
     pub shutdown_timeout: Duration,
+    /// Where the workers send warehouse notices (nothing listens by default).
+    pub warehouse_url: String,
+    /// Longest one warehouse call may take.
+    pub warehouse_timeout: Duration,
 }
 
 impl Default for Options {
@@ -42,11 +46,13 @@ impl Default for Options {
             blocklist: None,
             body_read_timeout: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            warehouse_url: "http://127.0.0.1:1".into(),
+            warehouse_timeout: Duration::from_secs(5),
         }
     }
 }
 
-pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
+pub async fn spawn_app(label: &str, options: Options) -> App {
     support::logs::capture();
     let vhost = Broker::shared().vhost(label).await.unwrap();
     let database = Postgres::shared().app_database(label).await.unwrap();
@@ -87,8 +93,8 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         pipeline,
         orders: worker::OrderSettings {
             warehouse: orders::WarehouseSettings {
-                warehouse_url: "http://127.0.0.1:1".into(),
-                warehouse_timeout: Duration::from_secs(5),
+                warehouse_url: options.warehouse_url,
+                warehouse_timeout: options.warehouse_timeout,
             },
             order_mail_from: "Store <orders@store.test>".into(),
         },
@@ -123,7 +129,7 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
         stopped,
         serve.shutdown_timeout,
     ));
-    PhotoApp {
+    App {
         base,
         http: reqwest::Client::new(),
         vhost,
@@ -137,8 +143,8 @@ pub async fn spawn_photo_app(label: &str, options: Options) -> PhotoApp {
     }
 }
 
-impl PhotoApp {
-    /// A photo worker, as `worker` runs it, in a runtime of its own.
+impl App {
+    /// A worker of every domain, as `worker` runs it, in a runtime of its own.
     pub fn start_worker(&self) -> RunningWorker {
         let (amqp, handlers) = (self.amqp.clone(), self.handlers.clone());
         let settings = rabbitmq_jobs::WorkerSettings {
@@ -297,7 +303,7 @@ impl PhotoApp {
     }
 }
 
-impl Drop for PhotoApp {
+impl Drop for App {
     fn drop(&mut self) {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
