@@ -1,6 +1,8 @@
 //! A job's state as a domain's status pages show it, stored in its `<domain>_jobs` table and
 //! written from the runtime's job events.
 
+use std::collections::BTreeMap;
+
 use rabbitmq_jobs::JobOutcome;
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +51,35 @@ pub struct JobStatus {
     /// The last failure, for `retrying` and `failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A job's row as a domain's `<domain>_jobs` table holds it (`SELECT kind, state, attempt,
+/// error`).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct JobRow {
+    /// The job's kind.
+    pub kind: String,
+    /// Where it stands.
+    pub state: JobState,
+    /// Runs so far.
+    pub attempt: i32,
+    /// The last failure.
+    pub error: Option<String>,
+}
+
+/// The jobs' rows as shown: each job's status by kind.
+#[must_use]
+pub fn job_statuses(rows: Vec<JobRow>) -> BTreeMap<String, JobStatus> {
+    rows.into_iter()
+        .map(|job| {
+            let status = JobStatus {
+                state: job.state,
+                attempt: u32::try_from(job.attempt).unwrap_or(0),
+                error: job.error,
+            };
+            (job.kind, status)
+        })
+        .collect()
 }
 
 #[cfg(test)]

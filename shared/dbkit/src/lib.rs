@@ -12,6 +12,6 @@ mod pool;
 mod setup;
 
 pub use self::error::{StoreError, bounded};
-pub use self::job_state::{JobState, JobStatus};
+pub use self::job_state::{JobRow, JobState, JobStatus, job_statuses};
 pub use self::pool::{Database, DatabaseSettings, when_database_up};
 pub use self::setup::{DatabaseRoles, Login, Rights, Schema, check_schema, set_up_database};

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use crate::envelope::EncodedJob;
 use crate::job::Job;
-use crate::runtime::DuplicateKind;
+use crate::runtime::{DuplicateKind, merge_kinds};
 
 /// Checks a JSON payload against a kind's type and encodes it in a fresh envelope.
 type Encoder = fn(&str) -> Result<EncodedJob, serde_json::Error>;
@@ -66,11 +66,7 @@ impl Catalog {
 
     /// Adds `other`'s kinds; a kind both have is an error.
     pub fn merge(mut self, other: Catalog) -> Result<Self, DuplicateKind> {
-        for (kind, encoder) in other.kinds {
-            if self.kinds.insert(kind, encoder).is_some() {
-                return Err(DuplicateKind { kind });
-            }
-        }
+        merge_kinds(&mut self.kinds, other.kinds)?;
         Ok(self)
     }
 

@@ -53,15 +53,7 @@ fn result_is_retryable<T>(result: &Result<T, PublishError>) -> bool {
 
 #[tokio::test]
 async fn an_oversized_job_is_refused_before_it_reaches_the_broker() {
-    let app = spawn_app("oversized").await;
-    let settings = PublisherSettings {
-        max_message_size: 1_000,
-        ..PublisherSettings::default()
-    };
-    let topology = Topology::new([Orphan::KIND]).unwrap();
-    let publisher = Publisher::connect(&app.amqp, settings, topology, "oversized")
-        .await
-        .unwrap();
+    let (_app, publisher) = publisher_with_max_size("oversized", 1_000).await;
 
     let result = publisher
         .publish(&Orphan {
@@ -112,15 +104,7 @@ async fn jobs_published_by_kind_name_from_a_catalog_run_as_typed_jobs_each_with_
 
 #[tokio::test]
 async fn an_oversized_job_from_a_catalog_is_refused_before_it_reaches_the_broker() {
-    let app = spawn_app("oversized-by-kind").await;
-    let settings = PublisherSettings {
-        max_message_size: 1_000,
-        ..PublisherSettings::default()
-    };
-    let topology = Topology::new([Orphan::KIND]).unwrap();
-    let publisher = Publisher::connect(&app.amqp, settings, topology, "oversized-by-kind")
-        .await
-        .unwrap();
+    let (_app, publisher) = publisher_with_max_size("oversized-by-kind", 1_000).await;
     let payload = serde_json::json!({ "text": "x".repeat(2_000) }).to_string();
     let jobs = Catalog::new()
         .with::<Orphan>()
@@ -133,6 +117,20 @@ async fn an_oversized_job_from_a_catalog_is_refused_before_it_reaches_the_broker
         matches!(result, Err(PublishError::TooLarge { max: 1_000, .. })),
         "{result:?}"
     );
+}
+
+/// A publisher of `Orphan` jobs in a vhost of its own that refuses jobs over `max` bytes.
+async fn publisher_with_max_size(label: &str, max: usize) -> (TestApp, Publisher) {
+    let app = spawn_app(label).await;
+    let settings = PublisherSettings {
+        max_message_size: max,
+        ..PublisherSettings::default()
+    };
+    let topology = Topology::new([Orphan::KIND]).unwrap();
+    let publisher = Publisher::connect(&app.amqp, settings, topology, label)
+        .await
+        .unwrap();
+    (app, publisher)
 }
 
 /// A dedicated broker (an alarm hurts the whole node) and a publisher on it that has

@@ -26,6 +26,7 @@ use tokio_util::task::TaskTracker;
 use self::delivery::Dispatcher;
 pub use self::handler::{Handler, JobContext, JobError, JobResult, ResultExt};
 pub use self::observer::{JobEvent, JobObserver, JobOutcome, ObserveError, Observed};
+pub(crate) use self::registry::merge_kinds;
 pub use self::registry::{DuplicateKind, Registry, UnknownKind};
 use self::session::{BROKER_TIMEOUT, Context, OpenError, Session, SessionEnd, wait_for_jobs};
 pub use self::settings::{Concurrency, HumanDuration, KindSetting, WorkerSettings};

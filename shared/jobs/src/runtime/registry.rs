@@ -85,6 +85,19 @@ pub struct DuplicateKind {
     pub kind: &'static str,
 }
 
+/// Moves `from`'s kinds into `into`, refusing a kind `into` has: two domains' registries or
+/// catalogs merged.
+pub(crate) fn merge_kinds<V>(
+    into: &mut BTreeMap<&'static str, V>,
+    from: BTreeMap<&'static str, V>,
+) -> Result<(), DuplicateKind> {
+    if let Some(kind) = from.keys().find(|kind| into.contains_key(*kind)) {
+        return Err(DuplicateKind { kind });
+    }
+    into.extend(from);
+    Ok(())
+}
+
 /// A kind named in settings that no handler is registered for.
 #[derive(Debug, thiserror::Error)]
 #[error("no handler for job kind `{kind}` (known kinds: {known})")]
@@ -136,12 +149,7 @@ impl Registry {
     /// Adds `other`'s kinds, each with its handler, settings and observer: how one worker
     /// serves several domains. A kind both have is an error.
     pub fn merge(mut self, other: Registry) -> Result<Self, DuplicateKind> {
-        for (kind, entry) in other.kinds {
-            if self.kinds.contains_key(kind) {
-                return Err(DuplicateKind { kind });
-            }
-            self.kinds.insert(kind, entry);
-        }
+        merge_kinds(&mut self.kinds, other.kinds)?;
         Ok(self)
     }
 

@@ -46,17 +46,12 @@ impl OrderStore {
                 "SELECT email, total_cents FROM orders WHERE id = $1",
             )
             .bind(order_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
             let Some((email, total_cents)) = order else {
                 return Ok(None);
             };
-            let items = sqlx::query_as::<_, OrderLine>(
-                "SELECT sku, quantity, price_cents FROM order_items WHERE order_id = $1 ORDER BY sku",
-            )
-            .bind(order_id)
-            .fetch_all(&self.pool)
-            .await?;
+            let items = self.items(order_id).await?;
             Ok(Some(OrderFacts {
                 email,
                 total_cents,
@@ -72,7 +67,7 @@ impl OrderStore {
     /// orders never wait on each other crosswise); a product short of stock takes nothing
     /// and records why the order needs attention. Stock never goes negative.
     pub async fn take_stock(&self, order_id: Uuid) -> Result<StockOutcome, StoreError> {
-        let pool = self.pool.clone();
+        let pool = self.db.pool().clone();
         self.in_task("taking stock", async move {
             let mut tx = pool.begin().await?;
             let outcome = take_stock_in(&mut tx, order_id).await?;
@@ -92,7 +87,7 @@ impl OrderStore {
              RETURNING state",
         )
         .bind(order_id)
-        .fetch_one(&self.pool);
+        .fetch_one(self.db.pool());
         let state = self.bounded("recording a mail's start", upsert).await?;
         Ok(state == "sent")
     }
@@ -103,7 +98,7 @@ impl OrderStore {
             "UPDATE order_mails SET state = 'sent', sent_at = now() WHERE order_id = $1",
         )
         .bind(order_id)
-        .execute(&self.pool);
+        .execute(self.db.pool());
         self.bounded("recording a sent mail", update)
             .await
             .map(drop)
@@ -117,7 +112,7 @@ impl OrderStore {
              WHERE id = $1",
         )
         .bind(order_id)
-        .execute(&self.pool);
+        .execute(self.db.pool());
         self.bounded("recording the warehouse notice", update)
             .await
             .map(drop)
@@ -146,7 +141,7 @@ impl OrderStore {
         .bind(state)
         .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
         .bind(error)
-        .execute(&self.pool);
+        .execute(self.db.pool());
         self.bounded("recording a job's state", upsert)
             .await
             .map(drop)

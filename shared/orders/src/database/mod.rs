@@ -7,10 +7,10 @@ mod placing;
 mod schema;
 
 use std::future::Future;
-use std::time::Duration;
 
-use dbkit::{Database, StoreError, bounded};
-use sqlx::PgPool;
+use dbkit::{Database, StoreError};
+
+use crate::status::OrderLine;
 
 pub use self::fulfilment::{OrderFacts, StockOutcome};
 pub use self::placing::{NewOrder, Placement};
@@ -19,9 +19,8 @@ pub use self::schema::schema;
 /// Access to the store's tables.
 #[derive(Debug, Clone)]
 pub struct OrderStore {
-    pool: PgPool,
-    /// The bound of every call.
-    timeout: Duration,
+    /// The shared pool; every call bounded by its timeout.
+    db: Database,
 }
 
 impl OrderStore {
@@ -29,8 +28,7 @@ impl OrderStore {
     #[must_use]
     pub fn new(database: &Database) -> Self {
         Self {
-            pool: database.pool().clone(),
-            timeout: database.timeout(),
+            db: database.clone(),
         }
     }
 
@@ -40,7 +38,17 @@ impl OrderStore {
         what: &'static str,
         operation: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, StoreError> {
-        bounded(self.timeout, what, operation).await
+        self.db.bounded(what, operation).await
+    }
+
+    /// The order's lines, by SKU (unbounded: for a caller's bounded operation).
+    async fn items(&self, order_id: uuid::Uuid) -> Result<Vec<OrderLine>, sqlx::Error> {
+        sqlx::query_as::<_, OrderLine>(
+            "SELECT sku, quantity, price_cents FROM order_items WHERE order_id = $1 ORDER BY sku",
+        )
+        .bind(order_id)
+        .fetch_all(self.db.pool())
+        .await
     }
 
     /// Runs a transaction in a task of its own, within this store's bound. A caller

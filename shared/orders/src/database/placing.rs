@@ -1,13 +1,11 @@
 //! The producer's side: recording a placed order, and reading products and orders.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
-use dbkit::{JobState, JobStatus, StoreError};
+use dbkit::{JobRow, StoreError, job_statuses};
 use uuid::Uuid;
 
 use super::OrderStore;
-use crate::status::{OrderLine, OrderStatus, Product, order_state};
+use crate::status::{OrderStatus, Product, order_state};
 
 /// An order whose card was approved, about to be recorded.
 #[derive(Debug, Clone)]
@@ -43,21 +41,13 @@ struct OrderRow {
     created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
-struct JobRow {
-    kind: String,
-    state: JobState,
-    attempt: i32,
-    error: Option<String>,
-}
-
 impl OrderStore {
     /// Every product, by SKU.
     pub async fn products(&self) -> Result<Vec<Product>, StoreError> {
         let query = sqlx::query_as::<_, Product>(
             "SELECT sku, name, price_cents, stock FROM products ORDER BY sku",
         )
-        .fetch_all(&self.pool);
+        .fetch_all(self.db.pool());
         self.bounded("reading products", query).await
     }
 
@@ -95,13 +85,13 @@ impl OrderStore {
         .bind(&quantities)
         .bind(order.card_last4)
         .bind(order.kinds)
-        .fetch_optional(&self.pool);
+        .fetch_optional(self.db.pool());
         if let Some(total_cents) = self.bounded("recording an order", insert).await? {
             return Ok(Placement::Recorded { total_cents });
         }
         let known = sqlx::query_scalar::<_, String>("SELECT sku FROM products WHERE sku = ANY($1)")
             .bind(&skus)
-            .fetch_all(&self.pool);
+            .fetch_all(self.db.pool());
         let known = self.bounded("reading products", known).await?;
         let unknown = skus
             .iter()
@@ -115,7 +105,7 @@ impl OrderStore {
     pub async fn forget_order(&self, order_id: Uuid) -> Result<(), StoreError> {
         let delete = sqlx::query("DELETE FROM orders WHERE id = $1")
             .bind(order_id)
-            .execute(&self.pool);
+            .execute(self.db.pool());
         self.bounded("forgetting an order", delete).await.map(drop)
     }
 
@@ -126,39 +116,24 @@ impl OrderStore {
                 "SELECT total_cents, attention_reason, created_at FROM orders WHERE id = $1",
             )
             .bind(order_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?;
             let Some(order) = order else {
                 return Ok(None);
             };
-            let items = sqlx::query_as::<_, OrderLine>(
-                "SELECT sku, quantity, price_cents FROM order_items WHERE order_id = $1 ORDER BY sku",
-            )
-            .bind(order_id)
-            .fetch_all(&self.pool)
-            .await?;
+            let items = self.items(order_id).await?;
             let jobs = sqlx::query_as::<_, JobRow>(
                 "SELECT kind, state, attempt, error FROM order_jobs WHERE order_id = $1",
             )
             .bind(order_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?;
             Ok(Some((order, items, jobs)))
         };
         let Some((order, items, jobs)) = self.bounded("reading an order", reading).await? else {
             return Ok(None);
         };
-        let jobs: BTreeMap<String, JobStatus> = jobs
-            .into_iter()
-            .map(|job| {
-                let status = JobStatus {
-                    state: job.state,
-                    attempt: u32::try_from(job.attempt).unwrap_or(0),
-                    error: job.error,
-                };
-                (job.kind, status)
-            })
-            .collect();
+        let jobs = job_statuses(jobs);
         Ok(Some(OrderStatus {
             order_id,
             state: order_state(order.attention_reason.as_deref(), &jobs),

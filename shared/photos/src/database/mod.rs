@@ -12,7 +12,6 @@ use std::future::Future;
 use std::time::Duration;
 
 use dbkit::{Database, StoreError, bounded};
-use sqlx::PgPool;
 
 pub use self::pipeline::{Claim, ImageFacts, JobRecord};
 pub use self::schema::schema;
@@ -21,9 +20,8 @@ pub use self::uploads::NewUpload;
 /// Access to the photo app's tables.
 #[derive(Debug, Clone)]
 pub struct PhotoStore {
-    pool: PgPool,
-    /// The bound of every call.
-    timeout: Duration,
+    /// The shared pool; every call bounded by its timeout.
+    db: Database,
 }
 
 impl PhotoStore {
@@ -31,8 +29,7 @@ impl PhotoStore {
     #[must_use]
     pub fn new(database: &Database) -> Self {
         Self {
-            pool: database.pool().clone(),
-            timeout: database.timeout(),
+            db: database.clone(),
         }
     }
 
@@ -49,7 +46,7 @@ impl PhotoStore {
 
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let ping = sqlx::query("SELECT 1").execute(&self.pool);
+        let ping = sqlx::query("SELECT 1").execute(self.db.pool());
         self.bounded("a ping", ping).await.map(drop)
     }
 
@@ -59,6 +56,6 @@ impl PhotoStore {
         what: &'static str,
         operation: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, StoreError> {
-        bounded(self.timeout, what, operation).await
+        self.db.bounded(what, operation).await
     }
 }

@@ -90,7 +90,7 @@ impl PhotoStore {
              FROM images WHERE id = $1",
         )
         .bind(image_id)
-        .fetch_optional(&self.pool);
+        .fetch_optional(self.db.pool());
         self.bounded("reading an image", query).await
     }
 
@@ -100,7 +100,7 @@ impl PhotoStore {
             "SELECT EXISTS (SELECT 1 FROM withdrawn_uploads WHERE image_id = $1)",
         )
         .bind(image_id)
-        .fetch_one(&self.pool);
+        .fetch_one(self.db.pool());
         self.bounded("reading a withdrawal", query).await
     }
 
@@ -112,7 +112,7 @@ impl PhotoStore {
              WHERE id = $1 AND moderation = 'approved' AND published_at IS NULL",
         )
         .bind(image_id)
-        .execute(&self.pool);
+        .execute(self.db.pool());
         self.bounded("publishing an image", update).await.map(drop)
     }
 
@@ -125,7 +125,7 @@ impl PhotoStore {
         let update = sqlx::query("UPDATE images SET thumbnails = $2 WHERE id = $1")
             .bind(image_id)
             .bind(Json(keys))
-            .execute(&self.pool);
+            .execute(self.db.pool());
         self.bounded("saving thumbnails", update).await.map(drop)
     }
 
@@ -144,7 +144,7 @@ impl PhotoStore {
         .bind(image_id)
         .bind(verdict)
         .bind(reason)
-        .execute(&self.pool);
+        .execute(self.db.pool());
         self.bounded("saving a verdict", update).await.map(drop)
     }
 
@@ -158,7 +158,7 @@ impl PhotoStore {
         // in the chaos run: "there is already a transaction in progress", then an image
         // claimed without its profile job). The task always finishes; a claim nobody awaits
         // any more is dropped, which rolls it back.
-        let pool = self.pool.clone();
+        let pool = self.db.pool().clone();
         let claiming = tokio::spawn(async move {
             let mut tx = pool.begin().await?;
             let claimed = sqlx::query(
@@ -194,7 +194,7 @@ impl PhotoStore {
     fn claim(&self, tx: Transaction<'static, Postgres>) -> Claim {
         Claim {
             tx,
-            timeout: self.timeout,
+            timeout: self.db.timeout(),
         }
     }
 
@@ -212,7 +212,7 @@ impl PhotoStore {
         )
         .bind(user_id)
         .bind(image_id)
-        .execute(&self.pool);
+        .execute(self.db.pool());
         let updated = self.bounded("setting an avatar", update).await?;
         Ok(updated.rows_affected() > 0)
     }
@@ -229,7 +229,7 @@ impl PhotoStore {
         )
         .bind(image_id)
         .bind(recipient)
-        .fetch_one(&self.pool);
+        .fetch_one(self.db.pool());
         let state = self.bounded("recording a mail's start", upsert).await?;
         Ok(state == "sent")
     }
@@ -240,7 +240,7 @@ impl PhotoStore {
             "UPDATE sent_emails SET state = 'sent', sent_at = now() WHERE image_id = $1",
         )
         .bind(image_id)
-        .execute(&self.pool);
+        .execute(self.db.pool());
         self.bounded("recording a sent mail", update)
             .await
             .map(drop)
@@ -276,7 +276,7 @@ impl PhotoStore {
         .bind(i32::try_from(record.attempt).unwrap_or(i32::MAX))
         .bind(record.error)
         .bind(sync)
-        .execute(&self.pool);
+        .execute(self.db.pool());
         self.bounded("recording a job's state", upsert)
             .await
             .map(drop)

@@ -6,11 +6,12 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use dbkit::{JobRow, job_statuses};
+
 use super::{PhotoStore, StoreError};
 use crate::files::{public_url, published_key};
 use crate::status::{
-    ImageStatus, JobState, JobStatus, REJECTION_NOTICE, UserProfile, image_state, largest,
-    thumbnail_urls,
+    ImageStatus, REJECTION_NOTICE, UserProfile, image_state, largest, thumbnail_urls,
 };
 
 /// An upload that passed its checks and is stored.
@@ -49,14 +50,6 @@ struct ImageRow {
     created_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
-struct JobRow {
-    kind: String,
-    state: JobState,
-    attempt: i32,
-    error: Option<String>,
-}
-
 fn db_int(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
@@ -85,7 +78,7 @@ impl PhotoStore {
         .bind(upload.original_key)
         .bind(upload.public_original_key)
         .bind(upload.kinds)
-        .execute(&self.pool);
+        .execute(self.db.pool());
         self.bounded("recording an upload", insert).await.map(drop)
     }
 
@@ -99,7 +92,7 @@ impl PhotoStore {
              INSERT INTO withdrawn_uploads (image_id) VALUES ($1) ON CONFLICT DO NOTHING",
         )
         .bind(image_id)
-        .execute(&self.pool);
+        .execute(self.db.pool());
         self.bounded("forgetting an upload", delete).await.map(drop)
     }
 
@@ -112,7 +105,7 @@ impl PhotoStore {
                  FROM images WHERE id = $1",
             )
             .bind(image_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.db.pool())
             .await?
             else {
                 return Ok(None);
@@ -121,7 +114,7 @@ impl PhotoStore {
                 "SELECT kind, state, attempt, error FROM image_jobs WHERE image_id = $1",
             )
             .bind(image_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.db.pool())
             .await?;
             Ok(Some((row, jobs)))
         };
@@ -136,7 +129,7 @@ impl PhotoStore {
              WHERE u.id = $1",
         )
         .bind(user_id)
-        .fetch_optional(&self.pool);
+        .fetch_optional(self.db.pool());
         let row: Option<(Option<StoredThumbnails>,)> =
             self.bounded("reading a profile", query).await?;
         Ok(row.map(|(thumbnails,)| {
@@ -152,17 +145,7 @@ impl PhotoStore {
 
 /// The image's status from its row and its jobs' rows.
 fn status_of(image_id: Uuid, row: ImageRow, jobs: Vec<JobRow>) -> ImageStatus {
-    let jobs: BTreeMap<String, JobStatus> = jobs
-        .into_iter()
-        .map(|job| {
-            let status = JobStatus {
-                state: job.state,
-                attempt: u32::try_from(job.attempt).unwrap_or(0),
-                error: job.error,
-            };
-            (job.kind, status)
-        })
-        .collect();
+    let jobs = job_statuses(jobs);
     let has_thumbnails = row.thumbnails.is_some();
     // Nothing is listed before moderation approved the upload and its files were moved to
     // where they are served.
