@@ -11,6 +11,7 @@ mod containers;
 mod cpu;
 mod latency;
 mod memory;
+mod orders;
 mod processes;
 mod python;
 mod report;
@@ -65,6 +66,10 @@ async fn main() {
     if wanted("spike") {
         eprintln!("==> the spike through the HTTP API");
         sections.push(spike_section(&broker, quick).await);
+    }
+    if wanted("orders") {
+        eprintln!("==> orders beside uploads through the HTTP API");
+        sections.push(orders_section(&broker, quick).await);
     }
     let preamble = preamble(&broker, quick).await;
     let markdown = report::markdown(&preamble, &sections);
@@ -158,6 +163,18 @@ async fn spike_section(broker: &Broker, quick: bool) -> Section {
     let label =
         format!("12 MP: {uploads} at {rate:.1}/s (half the flat-out rate), {workers} workers");
     spike::run(&bin, broker, &phone, paced, &label, &mut section).await;
+    section
+}
+
+/// Orders and small uploads side by side at the seed's rate, each.
+async fn orders_section(broker: &Broker, quick: bool) -> Section {
+    let bin = processes::build_binaries();
+    let small: Vec<Vec<u8>> = (0..20)
+        .map(|seed| support::images::jpeg_photo(640, 480, seed).expect("test photo"))
+        .collect();
+    let mut section = Section::new("Orders: the store's response beside an upload's");
+    let (count, rate) = if quick { (300, 50.0) } else { (3_000, 50.0) };
+    orders::run(&bin, broker, &small, count, rate, &mut section).await;
     section
 }
 

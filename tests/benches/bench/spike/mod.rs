@@ -4,7 +4,7 @@
 //! from each request's intended send time, queue depth over time, time to drain, every job
 //! of every upload done (mails included), and the processes' peak memory.
 
-mod stack;
+pub mod stack;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

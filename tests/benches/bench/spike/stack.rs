@@ -22,6 +22,8 @@ pub struct Stack {
     pub db: sqlx::PgPool,
     pub producer: Container,
     pub workers: Vec<Container>,
+    /// The warehouse stand-in the order jobs notify (kept running until the stack is dropped).
+    pub _warehouse: Container,
     pub volume: Volume,
 }
 
@@ -75,10 +77,17 @@ pub async fn start(bin: &Path, broker: &Broker, workers: usize) -> Stack {
     )
     .await
     .expect("producer");
+    let warehouse_port = free_port();
+    let warehouse_env = [("HTTP_ADDR", format!("127.0.0.1:{warehouse_port}"))];
+    let warehouse = Container::run(bin, "warehouse-stub", &[], &warehouse_env, &volume, None);
     let workers = (0..workers)
         .map(|n| {
             let mut env = app_env(&amqp_url, &worker_db);
             env.extend([
+                (
+                    "WAREHOUSE_URL",
+                    format!("http://127.0.0.1:{warehouse_port}"),
+                ),
                 ("OUTBOX_DIR", "/data/outbox".to_owned()),
                 ("BLOCKLIST_FILE", "/etc/photos/blocklist.txt".to_owned()),
                 ("WORKER_SHUTDOWN_TIMEOUT", "30s".to_owned()),
@@ -98,6 +107,7 @@ pub async fn start(bin: &Path, broker: &Broker, workers: usize) -> Stack {
         db,
         producer,
         workers,
+        _warehouse: warehouse,
         volume,
     }
 }
