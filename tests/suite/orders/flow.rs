@@ -39,50 +39,55 @@ async fn an_order_ends_confirmed_with_its_stock_taken_one_mail_and_one_warehouse
 }
 
 #[tokio::test]
-async fn orders_for_more_than_is_left_need_attention_take_nothing_and_stock_never_goes_negative() {
+async fn fifty_concurrent_orders_for_the_last_ten_leave_ten_confirmed_forty_needing_attention_and_no_negative_stock()
+ {
     let warehouse = serve(producer::warehouse_stub::router()).await;
     let options = Options {
         warehouse_url: warehouse.url.clone(),
         ..Options::default()
     };
     let app = spawn_app("order-short", options).await;
-    assert_eq!(app.stock("LAMP-01").await, 1, "the sample data changed");
+    let db = sqlx::PgPool::connect(&app.database.admin_url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE products SET stock = 10 WHERE sku = 'LAMP-01'")
+        .execute(&db)
+        .await
+        .unwrap();
+    let mugs = app.stock("MUG-01").await;
     let _worker = app.start_worker();
 
-    // Three orders race for the last lamp; each also wants a mug, which is plentiful.
-    let mugs = app.stock("MUG-01").await;
-    let orders = [
-        app.placed_order(&[("LAMP-01", 1), ("MUG-01", 1)]).await,
-        app.placed_order(&[("LAMP-01", 1), ("MUG-01", 1)]).await,
-        app.placed_order(&[("LAMP-01", 1), ("MUG-01", 1)]).await,
-    ];
-    let too_many = app.placed_order(&[("LAMP-01", 2)]).await;
+    // Each wants a lamp and a mug (plentiful): a short order must take neither.
+    let placing = (0..50).map(|_| app.placed_order(&[("LAMP-01", 1), ("MUG-01", 1)]));
+    let orders = futures_util::future::join_all(placing).await;
+    let too_many = app.placed_order(&[("LAMP-01", 11)]).await;
 
-    app.wait_for_order(too_many, OrderState::NeedsAttention)
-        .await;
     // The reason is written with the stock check, the job's failure just after.
     let short = app
         .wait_for_job(too_many, "update_inventory", JobState::Failed)
         .await;
+    assert_eq!(short.state, OrderState::NeedsAttention);
     assert_eq!(
         short.attention_reason.as_deref(),
         Some("out of stock: LAMP-01")
     );
-    let inventory = &short.jobs["update_inventory"];
-    assert_eq!((inventory.state, inventory.attempt), (JobState::Failed, 1));
+    assert_eq!(short.jobs["update_inventory"].attempt, 1, "retried");
     let mut confirmed = 0;
     for order_id in orders {
         let status = wait_settled(&app, order_id).await;
         confirmed += usize::from(status.state == OrderState::Confirmed);
     }
-    assert_eq!(confirmed, 1, "the last lamp went to exactly one order");
+    assert_eq!(
+        confirmed, 10,
+        "the last ten lamps went to exactly ten orders"
+    );
     assert_eq!(app.stock("LAMP-01").await, 0);
     assert_eq!(
         app.stock("MUG-01").await,
-        mugs - 1,
+        mugs - 10,
         "a short order took a mug"
     );
-    assert_eq!(shipments(&warehouse.url).await.len(), 1);
+    assert_eq!(shipments(&warehouse.url).await.len(), 10);
 }
 
 /// Waits until the order is confirmed or needs attention.

@@ -17,6 +17,8 @@ pub struct OrderFacts {
     pub total_cents: i64,
     /// What was ordered.
     pub items: Vec<OrderLine>,
+    /// Whether the warehouse has acknowledged the order already.
+    pub warehouse_notified: bool,
 }
 
 /// What taking an order's stock came to.
@@ -42,13 +44,13 @@ impl OrderStore {
     /// The order `order_id`, if it exists.
     pub async fn order_facts(&self, order_id: Uuid) -> Result<Option<OrderFacts>, StoreError> {
         let reading = async {
-            let order = sqlx::query_as::<_, (String, i64)>(
-                "SELECT email, total_cents FROM orders WHERE id = $1",
+            let order = sqlx::query_as::<_, (String, i64, bool)>(
+                "SELECT email, total_cents, warehouse_notified_at IS NOT NULL FROM orders WHERE id = $1",
             )
             .bind(order_id)
             .fetch_optional(self.db.pool())
             .await?;
-            let Some((email, total_cents)) = order else {
+            let Some((email, total_cents, warehouse_notified)) = order else {
                 return Ok(None);
             };
             let items = self.items(order_id).await?;
@@ -56,6 +58,7 @@ impl OrderStore {
                 email,
                 total_cents,
                 items,
+                warehouse_notified,
             }))
         };
         self.bounded("reading an order", reading).await

@@ -1,4 +1,6 @@
-//! `notify_warehouse`: one shipment notice per order, de-duplicated by the warehouse.
+//! `notify_warehouse`: one shipment notice per order. A delivery after the warehouse
+//! acknowledged the order sends nothing; one after a crash between the call and its record
+//! sends again under the same idempotency key, which the warehouse de-duplicates.
 
 use std::sync::Arc;
 
@@ -9,6 +11,10 @@ use crate::{WarehouseError, WarehouseJob};
 
 pub async fn handle(fulfilment: Arc<Fulfilment>, job: WarehouseJob) -> JobResult {
     let order = fulfilment.order(job.order_id).await?;
+    if order.warehouse_notified {
+        tracing::info!(order_id = %job.order_id, "the warehouse has the order already");
+        return Ok(());
+    }
     match fulfilment
         .warehouse
         .notify(job.order_id, &order.items)
