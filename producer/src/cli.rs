@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use dbkit::{DatabaseRoles, DatabaseSettings, Login};
 use photos::PhotoSettings;
+use rabbitmq_jobs::outbox::OutboxSettings;
 use rabbitmq_jobs::{AmqpSettings, PublisherSettings, parse_duration};
 
 /// The web front of the photo app and the store (`serve`), the one-shot set-ups, and a tool
@@ -139,10 +140,27 @@ pub struct ServeSettings {
     /// without them.
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = positive_duration)]
     pub shutdown_timeout: Duration,
+    /// How an upload's jobs reach the broker: `outbox` (written with the upload in one
+    /// transaction, published by the relay: uploads are taken while the broker is away) or
+    /// `direct` (published before answering; 503 while the broker is away). Orders always
+    /// use the outbox.
+    #[arg(long, env = "JOB_DELIVERY", value_enum, default_value_t = JobDelivery::Outbox)]
+    pub job_delivery: JobDelivery,
+    #[command(flatten)]
+    pub outbox: OutboxSettings,
     #[command(flatten)]
     pub database: DatabaseSettings,
     #[command(flatten)]
     pub photos: PhotoSettings,
+}
+
+/// How an upload's jobs reach the broker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JobDelivery {
+    /// The transactional outbox (the default).
+    Outbox,
+    /// Straight to the broker, before answering.
+    Direct,
 }
 
 /// A duration above zero (a zero bound would refuse every upload, or every request in flight).

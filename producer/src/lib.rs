@@ -9,16 +9,22 @@ mod publish;
 pub mod warehouse_stub;
 pub mod web;
 
-pub use cli::{Cli, Command, DatabaseSetupSettings, DefinitionsSettings, ServeSettings};
+pub use cli::{
+    Cli, Command, DatabaseSetupSettings, DefinitionsSettings, JobDelivery, ServeSettings,
+};
 pub use publish::publish_by_kind;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use dbkit::Schema;
+use photos::Queueing;
+use rabbitmq_jobs::outbox::{Outbox, Relay};
 use rabbitmq_jobs::{AmqpSettings, Catalog, Publisher, PublisherSettings};
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 /// Runs the command line until done, or (for `serve`) until `shutdown` resolves.
 pub async fn run(
@@ -30,7 +36,7 @@ pub async fn run(
         Command::DbSetup(settings) => database::set_up(&settings).await,
         Command::Serve(settings) => {
             // Serving does not wait for RabbitMQ: the publisher connects on first use, and
-            // until the broker answers `/readyz` says so and uploads answer 503.
+            // until the broker answers, uploads and orders wait in the outbox.
             let publisher = publisher(&cli.amqp, cli.publishing)?;
             let result = serve(publisher.clone(), settings, shutdown).await;
             publisher.close().await;
@@ -67,10 +73,11 @@ pub fn catalog() -> anyhow::Result<Catalog> {
         .context("merging the domains' job catalogs")
 }
 
-/// Every domain's part of the database, for `db-setup` and the start-up check.
+/// Every domain's part of the database and the job outbox's, for `db-setup` and the
+/// start-up check.
 #[must_use]
-pub fn schemas() -> [Schema; 2] {
-    [photos::schema(), orders::schema()]
+pub fn schemas() -> [Schema; 3] {
+    [photos::schema(), orders::schema(), dbkit::outbox_schema()]
 }
 
 /// A publisher, for every kind of the [`catalog`], that connects on first use.
@@ -90,7 +97,7 @@ fn warm_up(publisher: Publisher) {
             Ok(()) => tracing::info!("connected to RabbitMQ"),
             Err(error) => tracing::warn!(
                 %error,
-                "RabbitMQ is not reachable yet; uploads answer 503 until it is"
+                "RabbitMQ is not reachable yet; jobs wait in the outbox until it is"
             ),
         }
     });
@@ -111,31 +118,80 @@ async fn raised(mut flag: watch::Receiver<bool>) {
     let _ = flag.wait_for(|raised| *raised).await;
 }
 
-/// The app state `serve` runs with: database (schema checked; waited for if it is not up yet),
-/// storage, limits.
-pub async fn app_state(
-    publisher: Publisher,
-    settings: &ServeSettings,
-) -> anyhow::Result<web::AppState> {
+/// What `serve` runs: the web app's state and the outbox's relay.
+#[derive(Debug)]
+pub struct Serving {
+    /// What every request handler shares.
+    pub state: web::AppState,
+    /// Publishes what the requests wrote into the outbox.
+    pub relay: Relay,
+}
+
+/// Opens what `serve` runs with: the database (schema checked; waited for if it is not up
+/// yet), storage, limits, the outbox and its relay.
+pub async fn prepare(publisher: Publisher, settings: &ServeSettings) -> anyhow::Result<Serving> {
     let database = settings.database.connect_when_up(&schemas()).await?;
     let photos = &settings.photos;
     let (store, storage) = photos.open(&database)?;
-    Ok(web::AppState {
+    let outbox = Outbox::new(settings.outbox.clone());
+    let queueing = match settings.job_delivery {
+        JobDelivery::Outbox => Queueing::Outbox(outbox.clone()),
+        JobDelivery::Direct => Queueing::Direct(publisher.clone()),
+    };
+    let relay = Relay::new(
+        database.pool().clone(),
+        publisher.clone(),
+        settings.outbox.clone(),
+        database.timeout(),
+    );
+    let state = web::AppState {
         checkout: orders::Checkout {
             store: orders::OrderStore::new(&database),
-            publisher: publisher.clone(),
+            outbox,
         },
         uploads: photos::Uploads {
             store,
             storage: Arc::new(storage),
-            publisher,
+            queueing,
             limits: photos.limits(),
             decode_budget: photos.decode_budget(),
             decode_wait: settings.decode_wait,
+            in_flight: TaskTracker::new(),
         },
+        publisher,
         max_upload_bytes: usize::try_from(settings.max_upload_bytes).context("MAX_UPLOAD_BYTES")?,
         body_read_timeout: settings.body_read_timeout,
-    })
+    };
+    Ok(Serving { state, relay })
+}
+
+/// Serves HTTP on `listener` and relays the outbox until `shutdown`; then finishes the
+/// requests in flight and the relay's batch, each for at most `shutdown_timeout`.
+pub async fn serve_on(
+    serving: Serving,
+    listener: tokio::net::TcpListener,
+    shutdown_timeout: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let stop = shutdown_flag(shutdown);
+    let relaying = tokio::spawn(serving.relay.run(raised(stop.clone())));
+    let uploads = serving.state.uploads.clone();
+    let served = web::serve(listener, serving.state, raised(stop), shutdown_timeout)
+        .await
+        .context("serving HTTP");
+    // Uploads whose clients left are finished too: cut between files and record, they would
+    // leave files of nothing. Their jobs are in the outbox, for whichever relay runs next.
+    let finishing = async {
+        uploads.finish().await;
+        relaying.await
+    };
+    if tokio::time::timeout(shutdown_timeout, finishing)
+        .await
+        .is_err()
+    {
+        tracing::warn!("uploads or the outbox relay did not finish within SHUTDOWN_TIMEOUT");
+    }
+    served
 }
 
 async fn serve(
@@ -146,8 +202,8 @@ async fn serve(
     let stop = shutdown_flag(shutdown);
     warm_up(publisher.clone());
     // The database is waited for if it is not up yet; a shutdown ends that wait.
-    let state = tokio::select! {
-        state = app_state(publisher, &settings) => state?,
+    let serving = tokio::select! {
+        serving = prepare(publisher, &settings) => serving?,
         () = raised(stop.clone()) => {
             tracing::info!("stopped before serving");
             return Ok(());
@@ -156,7 +212,5 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(settings.http_addr)
         .await
         .with_context(|| format!("listening on HTTP_ADDR {}", settings.http_addr))?;
-    web::serve(listener, state, raised(stop), settings.shutdown_timeout)
-        .await
-        .context("serving HTTP")
+    serve_on(serving, listener, settings.shutdown_timeout, raised(stop)).await
 }

@@ -240,22 +240,40 @@ impl Broker {
         &self.container_id
     }
 
+    /// `docker stop`s the container: the broker shuts down as on SIGTERM; every client loses
+    /// its connection and none can connect until [`Broker::start`].
+    pub async fn stop(&self) -> Result<(), String> {
+        docker(&["stop", &self.container_id]).await
+    }
+
+    /// `docker start`s a stopped container (its ports are fixed: see
+    /// [`Broker::dedicated_on_ports`]) and waits until the management API answers again.
+    pub async fn start(&self) -> Result<(), String> {
+        docker(&["start", &self.container_id]).await?;
+        self.management.wait_until_up().await
+    }
+
     /// `docker restart`s the container (the broker stops as on SIGTERM, then boots again) and
     /// waits until the management API answers again.
     pub async fn restart(&self) -> Result<(), String> {
-        let restart = tokio::process::Command::new("docker")
-            .args(["restart", &self.container_id])
-            .output();
-        let output = tokio::time::timeout(Duration::from_secs(120), restart)
-            .await
-            .map_err(|_| "docker restart took over 120 s".to_owned())?
-            .map_err(|e| format!("docker restart: {e}"))?;
-        if !output.status.success() {
-            return Err(format!(
-                "docker restart: {}",
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
+        docker(&["restart", &self.container_id]).await?;
         self.management.wait_until_up().await
     }
+}
+
+/// Runs `docker <args>`, bounded by two minutes.
+async fn docker(args: &[&str]) -> Result<(), String> {
+    let what = format!("docker {}", args.first().unwrap_or(&""));
+    let running = tokio::process::Command::new("docker").args(args).output();
+    let output = tokio::time::timeout(Duration::from_secs(120), running)
+        .await
+        .map_err(|_| format!("{what} took over 120 s"))?
+        .map_err(|e| format!("{what}: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{what}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
 }

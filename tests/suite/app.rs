@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use dbkit::DatabaseSettings;
 use photos::{ImageState, ImageStatus, JobState, PhotoSettings};
+use rabbitmq_jobs::outbox::OutboxSettings;
 use rabbitmq_jobs::{AmqpSettings, Publisher, Topology, Worker};
 use support::{AppDatabase, Broker, Postgres, Vhost, wait_until};
 use tokio::sync::oneshot;
@@ -24,7 +25,7 @@ pub struct App {
     pub publisher: Publisher,
     pub dir: PathBuf,
     shutdown: Option<oneshot::Sender<()>>,
-    server: Option<JoinHandle<std::io::Result<()>>>,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
 /// Knobs a test may turn before the app starts.
@@ -37,6 +38,11 @@ pub struct Options {
     pub warehouse_url: String,
     /// Longest one warehouse call may take.
     pub warehouse_timeout: Duration,
+    /// The outbox's limits and pace.
+    pub outbox: OutboxSettings,
+    /// Whether the producer relays its outbox (off: jobs stay in it, as while the broker is
+    /// away).
+    pub relay: bool,
 }
 
 impl Default for Options {
@@ -48,13 +54,20 @@ impl Default for Options {
             shutdown_timeout: Duration::from_secs(10),
             warehouse_url: "http://127.0.0.1:1".into(),
             warehouse_timeout: Duration::from_secs(5),
+            outbox: OutboxSettings::default(),
+            relay: true,
         }
     }
 }
 
 pub async fn spawn_app(label: &str, options: Options) -> App {
+    spawn_app_on(Broker::shared(), label, options).await
+}
+
+/// [`spawn_app`] in a vhost on `broker`.
+pub async fn spawn_app_on(broker: &Broker, label: &str, options: Options) -> App {
     support::logs::capture();
-    let vhost = Broker::shared().vhost(label).await.unwrap();
+    let vhost = broker.vhost(label).await.unwrap();
     let database = Postgres::shared().app_database(label).await.unwrap();
     let dir = std::env::temp_dir().join(format!("{label}-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -109,12 +122,12 @@ pub async fn spawn_app(label: &str, options: Options) -> App {
         body_read_timeout: options.body_read_timeout,
         decode_wait: Duration::from_secs(2),
         shutdown_timeout: options.shutdown_timeout,
+        job_delivery: producer::JobDelivery::Outbox,
+        outbox: options.outbox,
         database: database_settings(&database.producer_url),
         photos,
     };
-    let state = producer::app_state(publisher.clone(), &serve)
-        .await
-        .unwrap();
+    let serving = producer::prepare(publisher.clone(), &serve).await.unwrap();
     let listener = tokio::net::TcpListener::bind(serve.http_addr)
         .await
         .unwrap();
@@ -123,12 +136,18 @@ pub async fn spawn_app(label: &str, options: Options) -> App {
     let stopped = async move {
         let _ = stop.await;
     };
-    let server = tokio::spawn(producer::web::serve(
-        listener,
-        state,
-        stopped,
-        serve.shutdown_timeout,
-    ));
+    let server = if options.relay {
+        tokio::spawn(producer::serve_on(
+            serving,
+            listener,
+            serve.shutdown_timeout,
+            stopped,
+        ))
+    } else {
+        let serving =
+            producer::web::serve(listener, serving.state, stopped, serve.shutdown_timeout);
+        tokio::spawn(async move { Ok(serving.await?) })
+    };
     App {
         base,
         http: reqwest::Client::new(),
@@ -160,7 +179,7 @@ impl App {
     }
 
     /// Signals the server to shut down; its task ends when `serve` returns.
-    pub fn stop_serving(&mut self) -> JoinHandle<std::io::Result<()>> {
+    pub fn stop_serving(&mut self) -> JoinHandle<anyhow::Result<()>> {
         if let Some(shutdown) = self.shutdown.take() {
             let _ = shutdown.send(());
         }

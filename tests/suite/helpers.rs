@@ -205,15 +205,7 @@ impl TestApp {
 
     /// A plain lapin connection and confirm channel into the test's vhost.
     pub async fn raw_channel(&self) -> (Connection, Channel) {
-        let connection = Connection::connect(&self.vhost.amqp_url, ConnectionProperties::default())
-            .await
-            .expect("raw connection");
-        let channel = connection.create_channel().await.expect("raw channel");
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirm mode");
-        (connection, channel)
+        open_channel(&self.vhost.amqp_url).await
     }
 
     /// Publishes `body` to `jobs` with `routing_key` as a foreign producer would, and checks
@@ -391,6 +383,37 @@ pub async fn publish_echoes(publisher: &Publisher, count: u64) -> Vec<JobId> {
         .publish_batch(&jobs)
         .await
         .expect("publishing echoes")
+}
+
+/// A plain lapin connection and confirm channel to `amqp_url`.
+pub async fn open_channel(amqp_url: &str) -> (Connection, Channel) {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default())
+        .await
+        .expect("raw connection");
+    let channel = connection.create_channel().await.expect("raw channel");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm mode");
+    (connection, channel)
+}
+
+/// Messages ready in `queue`, or `None` while it does not exist (a passive declare for
+/// that closes its channel, so each call opens a connection of its own).
+pub async fn messages_ready_if_declared(amqp_url: &str, queue: &str) -> Option<u32> {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default())
+        .await
+        .ok()?;
+    let channel = connection.create_channel().await.ok()?;
+    let options = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declared = channel
+        .queue_declare(queue.into(), options, FieldTable::default())
+        .await;
+    let _ = connection.close(0, "done".into()).await;
+    declared.ok().map(|queue| queue.message_count())
 }
 
 /// Messages ready in `queue`, straight from the broker (a passive declare: no statistics

@@ -8,4 +8,5 @@ mod app;
 mod foundation;
 mod helpers;
 mod orders;
+mod outbox;
 mod photos;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use rabbitmq_jobs::outbox::OutboxError;
 use serde_json::json;
 
 /// An error response.
@@ -70,5 +71,19 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+/// A full outbox is "come back later" with `Retry-After`; anything else is ours.
+impl From<OutboxError> for ApiError {
+    fn from(error: OutboxError) -> Self {
+        match error {
+            OutboxError::Full { retry_after, .. } => {
+                tracing::warn!(%error, "work refused: the outbox is full");
+                ApiError::busy(error.to_string(), retry_after)
+            }
+            OutboxError::Database(e) => ApiError::unavailable("queueing the jobs failed", e),
+            OutboxError::Job(e) => ApiError::internal("queueing the jobs failed", e),
+        }
     }
 }

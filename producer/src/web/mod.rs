@@ -16,6 +16,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use photos::Uploads;
+use rabbitmq_jobs::Publisher;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower_http::services::ServeDir;
@@ -26,10 +27,12 @@ pub use self::error::ApiError;
 /// What every request handler shares.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    /// The photo domain's upload use case, with its store, files and publisher.
+    /// The photo domain's upload use case, with its store, files and how it queues jobs.
     pub uploads: Uploads,
-    /// The store domain's order use case, with its store and publisher.
+    /// The store domain's order use case, with its store and outbox.
     pub checkout: Checkout,
+    /// The publisher the outbox's relay uses, for the readiness probe.
+    pub publisher: Publisher,
     /// Largest request body, bytes.
     pub max_upload_bytes: usize,
     /// Longest an upload's body may take to arrive.

@@ -67,7 +67,7 @@ impl From<OrderError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, error.to_string())
             }
             OrderError::Store(e) => ApiError::unavailable("recording the order failed", e),
-            OrderError::Queue(e) => ApiError::unavailable("queueing the order's jobs failed", e),
+            OrderError::Queue(e) => ApiError::from(e),
         }
     }
 }

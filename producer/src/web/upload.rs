@@ -1,7 +1,8 @@
 //! `POST /users/{user_id}/avatar`: read the image, have the photo domain accept it
 //! ([`photos::Uploads`]), answer 202 or say what is wrong.
 //!
-//! The request waits for the broker's confirms, never for a handler. The client's file name
+//! The request waits for the upload's transaction (which writes its jobs into the outbox),
+//! never for the broker or a handler. The client's file name
 //! is never used: stored names are ours.
 
 use std::time::Duration;
@@ -77,6 +78,7 @@ impl From<UploadError> for ApiError {
             UploadError::Storage(e) => ApiError::unavailable("storing the image failed", e),
             UploadError::Store(e) => ApiError::unavailable("recording the upload failed", e),
             UploadError::Queue(e) => ApiError::unavailable("queueing the image's jobs failed", e),
+            UploadError::Backlog(e) => ApiError::from(e),
             UploadError::Check(e) => ApiError::internal("checking the image failed", e),
         }
     }

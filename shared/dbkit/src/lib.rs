@@ -8,10 +8,12 @@
 
 mod error;
 mod job_state;
+mod outbox;
 mod pool;
 mod setup;
 
 pub use self::error::{StoreError, bounded};
 pub use self::job_state::{JobRow, JobState, JobStatus, job_statuses};
+pub use self::outbox::{WriteError, outbox_schema};
 pub use self::pool::{Database, DatabaseSettings, when_database_up};
 pub use self::setup::{DatabaseRoles, Login, Rights, Schema, check_schema, set_up_database};

@@ -13,6 +13,8 @@ mod definitions;
 mod envelope;
 mod headers;
 mod job;
+#[cfg(feature = "outbox")]
+pub mod outbox;
 mod publisher;
 mod retry;
 mod runtime;

@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use dbkit::StoreError;
-use rabbitmq_jobs::{PublishError, Publisher};
+use dbkit::{StoreError, WriteError};
+use rabbitmq_jobs::outbox::{Outbox, OutboxError};
 use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::database::{NewOrder, OrderStore, Placement};
-use crate::{Card, CardError, InventoryJob, OrderConfirmationJob, catalog, check_card};
+use crate::{Card, CardError, InventoryJob, ORDER_KINDS, OrderConfirmationJob, check_card};
 
 /// Most lines an order may have.
 pub const MAX_LINES: usize = 50;
@@ -63,22 +63,23 @@ pub enum OrderError {
     /// It could not be recorded.
     #[error("recording the order failed: {0}")]
     Store(StoreError),
-    /// Its jobs could not be queued (the order was forgotten again).
+    /// Its jobs could not be queued (nothing was recorded): the outbox is full (the broker
+    /// has been away long), or a job cannot be sent as it is.
     #[error("queueing the order's jobs failed: {0}")]
-    Queue(PublishError),
+    Queue(OutboxError),
 }
 
 /// Everything placing an order uses.
 #[derive(Debug, Clone)]
 pub struct Checkout {
     pub store: OrderStore,
-    pub publisher: Publisher,
+    pub outbox: Outbox,
 }
 
 impl Checkout {
-    /// Checks the card (as of `today`) and the items, records the order and queues its
-    /// jobs; returns once the broker confirmed them, never waiting for a handler. A refused
-    /// card records and queues nothing.
+    /// Checks the card (as of `today`) and the items, and records the order with its jobs
+    /// in one transaction (the outbox's relay publishes them), whether or not the broker is
+    /// reachable; never waits for a handler. A refused card records and queues nothing.
     pub async fn place(
         &self,
         request: &OrderRequest,
@@ -89,43 +90,31 @@ impl Checkout {
             .map_err(|e| OrderError::Invalid(format!("`email` is not an address: {e}")))?;
         let card = check_card(&request.card, today)?;
         let order_id = Uuid::new_v4();
-        // Every job of the domain is one of every order's, listed from the start; the
-        // warehouse is told once the stock is taken (the inventory job queues it).
-        let kinds: Vec<&str> = catalog().kinds().collect();
         let order = NewOrder {
             order_id,
             email: &request.email,
             card_last4: &card.last4,
             items: &items,
-            kinds: &kinds,
+            kinds: &ORDER_KINDS,
         };
-        let total_cents = match self.store.record_order(&order).await {
+        let jobs = [
+            self.outbox.encode(&InventoryJob { order_id }),
+            self.outbox.encode(&OrderConfirmationJob { order_id }),
+        ]
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(OrderError::Queue)?;
+        let total_cents = match self.store.record_order(&order, &self.outbox, &jobs).await {
             Ok(Placement::Recorded { total_cents }) => total_cents,
             Ok(Placement::UnknownProducts(skus)) => return Err(OrderError::UnknownProducts(skus)),
-            Err(error) => return Err(OrderError::Store(error)),
+            Err(WriteError::Store(error)) => return Err(OrderError::Store(error)),
+            Err(WriteError::Outbox(error)) => return Err(OrderError::Queue(error)),
         };
-        if let Err(error) = self.queue_jobs(order_id).await {
-            // Nothing was promised yet: forget the order and let the client retry.
-            if let Err(cleanup) = self.store.forget_order(order_id).await {
-                tracing::warn!(%cleanup, %order_id, "could not remove an order whose jobs failed");
-            }
-            return Err(OrderError::Queue(error));
-        }
         tracing::info!(%order_id, total_cents, lines = items.len(), "order placed");
         Ok(PlacedOrder {
             order_id,
             total_cents,
         })
-    }
-
-    async fn queue_jobs(&self, order_id: Uuid) -> Result<(), PublishError> {
-        let (inventory, confirmation) =
-            (InventoryJob { order_id }, OrderConfirmationJob { order_id });
-        tokio::try_join!(
-            self.publisher.publish(&inventory),
-            self.publisher.publish(&confirmation),
-        )?;
-        Ok(())
     }
 }
 

@@ -45,6 +45,14 @@ impl Job for WarehouseJob {
     const TIMEOUT: Duration = Duration::from_secs(60);
 }
 
+/// Every kind of the domain, each one of every order's jobs, listed with it from the start
+/// (the warehouse is told once the stock is taken: the inventory job queues it).
+pub const ORDER_KINDS: [&str; 3] = [
+    InventoryJob::KIND,
+    OrderConfirmationJob::KIND,
+    WarehouseJob::KIND,
+];
+
 /// Every job type of this domain by kind: its topology, `WORKER_KINDS`, publishing from
 /// JSON.
 #[must_use]
@@ -53,4 +61,16 @@ pub fn catalog() -> Catalog {
         .with::<InventoryJob>()
         .with::<OrderConfirmationJob>()
         .with::<WarehouseJob>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_order_lists_every_kind_of_the_domain() {
+        let kinds: Vec<&str> = catalog().kinds().collect();
+        assert_eq!(kinds.len(), ORDER_KINDS.len());
+        assert!(ORDER_KINDS.iter().all(|kind| kinds.contains(kind)));
+    }
 }

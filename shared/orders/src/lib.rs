@@ -23,7 +23,7 @@ pub use self::checkout::{
     Checkout, ItemRequest, MAX_LINES, MAX_QUANTITY, OrderError, OrderRequest, PlacedOrder,
 };
 pub use self::database::{NewOrder, OrderFacts, OrderStore, Placement, StockOutcome, schema};
-pub use self::jobs::{InventoryJob, OrderConfirmationJob, WarehouseJob, catalog};
+pub use self::jobs::{InventoryJob, ORDER_KINDS, OrderConfirmationJob, WarehouseJob, catalog};
 pub use self::recorder::OrderRecorder;
 pub use self::settings::WarehouseSettings;
 pub use self::status::{OrderLine, OrderState, OrderStatus, Product, order_state};

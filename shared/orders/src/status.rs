@@ -8,7 +8,7 @@ use dbkit::{JobState, JobStatus};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::catalog;
+use crate::ORDER_KINDS;
 
 /// A product, as `GET /products` lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
@@ -79,8 +79,8 @@ pub fn order_state(
         OrderState::NeedsAttention
     } else if jobs.values().any(|job| job.state == JobState::Failed) {
         OrderState::Failed
-    } else if catalog().kinds().all(|kind| {
-        jobs.get(kind)
+    } else if ORDER_KINDS.iter().all(|kind| {
+        jobs.get(*kind)
             .is_some_and(|job| job.state == JobState::Done)
     }) {
         OrderState::Confirmed
@@ -94,8 +94,8 @@ mod tests {
     use super::*;
 
     fn jobs(states: &[JobState]) -> BTreeMap<String, JobStatus> {
-        catalog()
-            .kinds()
+        ORDER_KINDS
+            .iter()
             .zip(states)
             .map(|(kind, state)| {
                 let status = JobStatus {
@@ -103,7 +103,7 @@ mod tests {
                     attempt: 1,
                     error: None,
                 };
-                (kind.to_owned(), status)
+                ((*kind).to_owned(), status)
             })
             .collect()
     }

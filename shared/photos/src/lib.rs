@@ -24,6 +24,6 @@ pub use self::settings::{OpenDataError, PhotoSettings};
 pub use self::status::{
     ImageState, ImageStatus, JobState, JobStatus, REJECTION_NOTICE, UserProfile,
 };
-pub use self::uploads::{Accepted, UPLOAD_KINDS, UploadError, Uploads, upload_jobs};
+pub use self::uploads::{Accepted, Queueing, UPLOAD_KINDS, UploadError, Uploads, upload_jobs};
 pub use self::work::{Pipeline, registry};
 pub use dbkit::StoreError;

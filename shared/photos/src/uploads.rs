@@ -5,7 +5,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use dbkit::WriteError;
+use rabbitmq_jobs::outbox::{Outbox, OutboxError};
 use rabbitmq_jobs::{Job, PublishError, Publisher};
+use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
 use crate::files::{original_key, public_original_key};
@@ -45,12 +48,25 @@ pub enum UploadError {
     /// It could not be recorded.
     #[error("recording the upload failed: {0}")]
     Store(StoreError),
-    /// Its jobs could not be queued (the upload was forgotten again).
+    /// Its jobs could not be queued (nothing was recorded).
     #[error("queueing the image's jobs failed: {0}")]
     Queue(PublishError),
+    /// The outbox holds as many unsent jobs as it may (the broker has been away long).
+    #[error("{0}")]
+    Backlog(OutboxError),
     /// The check itself failed (a panic in a decoder, caught).
     #[error("checking the image failed: {0}")]
     Check(String),
+}
+
+impl UploadError {
+    fn from_outbox(error: OutboxError) -> Self {
+        match error {
+            OutboxError::Job(error) => Self::Queue(error),
+            OutboxError::Database(error) => Self::Store(error.into()),
+            full @ OutboxError::Full { .. } => Self::Backlog(full),
+        }
+    }
 }
 
 /// An accepted upload.
@@ -60,17 +76,31 @@ pub struct Accepted {
     pub image_id: Uuid,
 }
 
+/// How an upload's jobs reach the broker.
+#[derive(Debug, Clone)]
+pub enum Queueing {
+    /// Written into the outbox in the upload's own transaction and published by the relay:
+    /// accepted whether or not the broker is reachable (the default).
+    Outbox(Outbox),
+    /// Published before answering, and the upload forgotten again if that fails: the
+    /// client waits for the broker's confirms, and gets a 503 while it is down.
+    Direct(Publisher),
+}
+
 /// Everything accepting an upload uses.
 #[derive(Debug, Clone)]
 pub struct Uploads {
     pub store: PhotoStore,
     pub storage: Arc<LocalStorage>,
-    pub publisher: Publisher,
+    pub queueing: Queueing,
     pub limits: UploadLimits,
     /// Memory for concurrent decodes, shared by every upload.
     pub decode_budget: DecodeBudget,
     /// Longest an upload waits for room in it.
     pub decode_wait: Duration,
+    /// Uploads being accepted, whose clients may have gone: [`Uploads::finish`] waits for
+    /// them.
+    pub in_flight: TaskTracker,
 }
 
 /// The jobs an upload queues, in [`UPLOAD_KINDS`] order.
@@ -92,9 +122,26 @@ pub fn upload_jobs(image_id: Uuid, user_id: &str) -> (ThumbnailJob, ModerationJo
 
 impl Uploads {
     /// Checks `bytes`, saves the original and its public copy (not served before moderation
-    /// approves it), records the upload and queues its jobs; returns once the broker has
-    /// confirmed them, never waiting for a handler. `user_id` is checked by the caller.
+    /// approves it), records the upload and queues its jobs, never waiting for a handler.
+    /// `user_id` is checked by the caller. Once the bytes are read, the rest runs as a task
+    /// of its own, so a client that goes away meanwhile leaves a complete upload with its
+    /// jobs, or nothing.
     pub async fn accept(&self, user_id: &str, bytes: Vec<u8>) -> Result<Accepted, UploadError> {
+        let (uploads, user_id) = (self.clone(), user_id.to_owned());
+        self.in_flight
+            .spawn(async move { uploads.accept_now(&user_id, bytes).await })
+            .await
+            .map_err(|e| UploadError::Check(e.to_string()))?
+    }
+
+    /// Takes no more uploads and waits for those being accepted (at shutdown, so that none
+    /// is cut between its files and its record).
+    pub async fn finish(&self) {
+        self.in_flight.close();
+        self.in_flight.wait().await;
+    }
+
+    async fn accept_now(&self, user_id: &str, bytes: Vec<u8>) -> Result<Accepted, UploadError> {
         let (checked, public_copy, original) = self.inspect(bytes).await?;
         let image_id = Uuid::new_v4();
         let extension = checked.format.extension();
@@ -119,28 +166,68 @@ impl Uploads {
             public_original_key: &public_key,
             kinds: &UPLOAD_KINDS,
         };
+        let recorded = match &self.queueing {
+            Queueing::Outbox(outbox) => self.record_with_jobs(&upload, outbox).await,
+            Queueing::Direct(publisher) => self.record_then_publish(&upload, publisher).await,
+        };
+        if let Err(error) = recorded {
+            // Not recorded: the files belong to nothing.
+            for key in [&original_key, &public_key] {
+                if let Err(cleanup) = self.storage.remove(key).await {
+                    tracing::warn!(%cleanup, key, "could not remove a file of an upload not recorded");
+                }
+            }
+            return Err(error);
+        }
+        tracing::info!(%image_id, user_id, format, byte_size, "upload accepted");
+        Ok(Accepted { image_id })
+    }
+
+    async fn record_with_jobs(
+        &self,
+        upload: &NewUpload<'_>,
+        outbox: &Outbox,
+    ) -> Result<(), UploadError> {
+        let (thumbnails, moderation, email) = upload_jobs(upload.image_id, upload.user_id);
+        let encoding = [
+            outbox.encode(&thumbnails),
+            outbox.encode(&moderation),
+            outbox.encode(&email),
+        ];
+        let jobs = encoding
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(UploadError::from_outbox)?;
+        match self.store.record_upload(upload, outbox, &jobs).await {
+            Ok(()) => Ok(()),
+            Err(WriteError::Store(error)) => Err(UploadError::Store(error)),
+            Err(WriteError::Outbox(error)) => Err(UploadError::from_outbox(error)),
+        }
+    }
+
+    async fn record_then_publish(
+        &self,
+        upload: &NewUpload<'_>,
+        publisher: &Publisher,
+    ) -> Result<(), UploadError> {
+        let image_id = upload.image_id;
         self.store
-            .record_upload(&upload)
+            .record_upload_alone(upload)
             .await
             .map_err(UploadError::Store)?;
-        if let Err(error) = self.queue_jobs(image_id, user_id).await {
+        let (thumbnails, moderation, email) = upload_jobs(image_id, upload.user_id);
+        let published = tokio::try_join!(
+            publisher.publish(&thumbnails),
+            publisher.publish(&moderation),
+            publisher.publish(&email),
+        );
+        if let Err(error) = published {
             // Nothing was promised yet: forget the upload and let the client retry.
             if let Err(cleanup) = self.store.forget_upload(image_id).await {
                 tracing::warn!(%cleanup, %image_id, "could not remove an upload whose jobs failed");
             }
             return Err(UploadError::Queue(error));
         }
-        tracing::info!(%image_id, user_id, format, byte_size, "upload accepted");
-        Ok(Accepted { image_id })
-    }
-
-    async fn queue_jobs(&self, image_id: Uuid, user_id: &str) -> Result<(), PublishError> {
-        let (thumbnails, moderation, email) = upload_jobs(image_id, user_id);
-        tokio::try_join!(
-            self.publisher.publish(&thumbnails),
-            self.publisher.publish(&moderation),
-            self.publisher.publish(&email),
-        )?;
         Ok(())
     }
 

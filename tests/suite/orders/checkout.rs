@@ -1,12 +1,15 @@
 //! Placing an order: the card and the items are checked while the client waits; a good
-//! order is answered 202 with nothing but the broker's confirms waited for, a bad one gets a
-//! 4xx that says why, and nothing of it is recorded or queued.
+//! order is answered 202 once it is recorded with its jobs (the outbox's relay publishes
+//! them), a bad one gets a 4xx that says why, and nothing of it is recorded or queued.
 
 use orders::{DECLINED_CARD, INSUFFICIENT_FUNDS_CARD, OrderState};
 use serde_json::json;
 
+use support::wait_until;
+
 use super::shop::{GOOD_CARD, order_body};
 use crate::app::{Options, spawn_app};
+use crate::helpers::PATIENCE;
 
 #[tokio::test]
 async fn an_order_is_accepted_with_no_worker_running_and_lists_its_jobs_queued() {
@@ -26,8 +29,12 @@ async fn an_order_is_accepted_with_no_worker_running_and_lists_its_jobs_queued()
             "update_inventory"
         ]
     );
+    // The relay publishes them once the order's transaction has committed.
     for kind in ["update_inventory", "send_order_confirmation"] {
-        assert_eq!(app.ready(kind).await, 1, "{kind}");
+        let what = format!("the {kind} job to be published");
+        wait_until(PATIENCE, &what, || async { app.ready(kind).await == 1 })
+            .await
+            .unwrap();
     }
 }
 
@@ -85,6 +92,11 @@ async fn a_refused_card_or_a_bad_order_gets_a_4xx_saying_why_and_nothing_is_reco
         .await
         .unwrap();
     assert_eq!(recorded, 0, "a refused order was recorded");
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM job_outbox")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(queued, 0, "a refused order wrote jobs into the outbox");
     for kind in ["update_inventory", "send_order_confirmation"] {
         assert_eq!(app.ready(kind).await, 0, "a refused order queued {kind}");
     }

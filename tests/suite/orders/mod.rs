@@ -4,5 +4,5 @@
 mod checkout;
 mod flow;
 mod redelivery;
-mod shop;
+pub(crate) mod shop;
 mod warehouse;

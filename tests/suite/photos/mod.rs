@@ -2,7 +2,7 @@
 
 mod bad_uploads;
 mod decode_budget;
-mod fixtures;
+pub mod fixtures;
 mod http_bounds;
 mod mail;
 mod metadata;

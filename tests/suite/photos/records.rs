@@ -36,7 +36,7 @@ pub async fn recorded_upload(store: &PhotoStore, user: &str) -> Uuid {
         public_original_key: "public",
         kinds: &["process_thumbnails"],
     };
-    store.record_upload(&upload).await.unwrap();
+    store.record_upload_alone(&upload).await.unwrap();
     image_id
 }
 

@@ -268,7 +268,10 @@ impl Publisher {
     /// Sends the messages on one lane with up to [`BATCH_WINDOW`] confirms in flight: once
     /// the window is full, the oldest confirm is awaited before the next publish. Whatever
     /// failed for a transient reason is sent again one by one, with reconnects.
-    async fn send_pipelined(&self, messages: &[Outgoing<'_>]) -> Result<(), PublishError> {
+    pub(crate) async fn send_pipelined(
+        &self,
+        messages: &[Outgoing<'_>],
+    ) -> Result<(), PublishError> {
         let mut again: Vec<&Outgoing<'_>> = Vec::new();
         match self.ready_lane().await {
             Err(error) if is_transient(&error) => again.extend(messages),

@@ -1,7 +1,12 @@
 //! The producer's side: recording a placed order, and reading products and orders.
 
 use chrono::{DateTime, Utc};
-use dbkit::{JobRow, StoreError, job_statuses};
+use dbkit::{JobRow, StoreError, WriteError, job_statuses};
+use rabbitmq_jobs::EncodedJob;
+use rabbitmq_jobs::outbox::Outbox;
+use sqlx::Postgres;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryScalar;
 use uuid::Uuid;
 
 use super::OrderStore;
@@ -51,42 +56,37 @@ impl OrderStore {
         self.bounded("reading products", query).await
     }
 
-    /// Records the order, its items at the products' current prices, and its jobs as
-    /// queued: one statement, so one round trip and all or nothing. An unknown SKU records
-    /// nothing.
-    pub async fn record_order(&self, order: &NewOrder<'_>) -> Result<Placement, StoreError> {
+    /// Records the order, its items at the products' current prices and its jobs as
+    /// queued (one statement), and writes the jobs into the outbox, in one transaction: the
+    /// order exists with its jobs or not at all. An unknown SKU records nothing.
+    pub async fn record_order(
+        &self,
+        order: &NewOrder<'_>,
+        outbox: &Outbox,
+        jobs: &[EncodedJob],
+    ) -> Result<Placement, WriteError> {
         let (skus, quantities): (Vec<&str>, Vec<i32>) = order
             .items
             .iter()
             .map(|(sku, quantity)| (sku.as_str(), i32::try_from(*quantity).unwrap_or(i32::MAX)))
             .unzip();
-        let insert = sqlx::query_scalar::<_, i64>(
-            "WITH wanted AS (
-                 SELECT w.sku, w.quantity, p.price_cents
-                 FROM unnest($3::text[], $4::int[]) AS w (sku, quantity)
-                 JOIN products p ON p.sku = w.sku
-             ), new_order AS (
-                 INSERT INTO orders (id, email, card_last4, total_cents)
-                 SELECT $1, $2, $5, sum(quantity::bigint * price_cents) FROM wanted
-                 HAVING count(*) = cardinality($3::text[])
-                 RETURNING id, total_cents
-             ), new_items AS (
-                 INSERT INTO order_items (order_id, sku, quantity, price_cents)
-                 SELECT new_order.id, sku, quantity, price_cents FROM wanted CROSS JOIN new_order
-             ), new_jobs AS (
-                 INSERT INTO order_jobs (order_id, kind)
-                 SELECT new_order.id, kind FROM unnest($6::text[]) AS kind CROSS JOIN new_order
-             )
-             SELECT total_cents FROM new_order",
-        )
-        .bind(order.order_id)
-        .bind(order.email)
-        .bind(&skus)
-        .bind(&quantities)
-        .bind(order.card_last4)
-        .bind(order.kinds)
-        .fetch_optional(self.db.pool());
-        if let Some(total_cents) = self.bounded("recording an order", insert).await? {
+        let writing = async {
+            let mut tx = self.db.pool().begin().await?;
+            let total = insert_order(order, &skus, &quantities)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(total_cents) = total else {
+                return Ok(None);
+            };
+            outbox.enqueue(&mut tx, jobs).await?;
+            tx.commit().await?;
+            Ok(Some(total_cents))
+        };
+        if let Some(total_cents) = self
+            .db
+            .write_with_jobs("recording an order", writing)
+            .await?
+        {
             return Ok(Placement::Recorded { total_cents });
         }
         let known = sqlx::query_scalar::<_, String>("SELECT sku FROM products WHERE sku = ANY($1)")
@@ -99,14 +99,6 @@ impl OrderStore {
             .map(|sku| (*sku).to_owned())
             .collect();
         Ok(Placement::UnknownProducts(unknown))
-    }
-
-    /// Removes an order whose jobs could not be queued (its items and job rows go with it).
-    pub async fn forget_order(&self, order_id: Uuid) -> Result<(), StoreError> {
-        let delete = sqlx::query("DELETE FROM orders WHERE id = $1")
-            .bind(order_id)
-            .execute(self.db.pool());
-        self.bounded("forgetting an order", delete).await.map(drop)
     }
 
     /// The order as `GET /orders/{id}` shows it.
@@ -144,4 +136,38 @@ impl OrderStore {
             created_at: order.created_at,
         }))
     }
+}
+
+/// The order, its items at the products' current prices and its jobs as queued: one
+/// statement, which inserts nothing (and returns no total) if a SKU is unknown.
+fn insert_order<'q>(
+    order: &'q NewOrder<'_>,
+    skus: &'q [&'q str],
+    quantities: &'q [i32],
+) -> QueryScalar<'q, Postgres, i64, PgArguments> {
+    sqlx::query_scalar::<_, i64>(
+        "WITH wanted AS (
+                 SELECT w.sku, w.quantity, p.price_cents
+                 FROM unnest($3::text[], $4::int[]) AS w (sku, quantity)
+                 JOIN products p ON p.sku = w.sku
+             ), new_order AS (
+                 INSERT INTO orders (id, email, card_last4, total_cents)
+                 SELECT $1, $2, $5, sum(quantity::bigint * price_cents) FROM wanted
+                 HAVING count(*) = cardinality($3::text[])
+                 RETURNING id, total_cents
+             ), new_items AS (
+                 INSERT INTO order_items (order_id, sku, quantity, price_cents)
+                 SELECT new_order.id, sku, quantity, price_cents FROM wanted CROSS JOIN new_order
+             ), new_jobs AS (
+                 INSERT INTO order_jobs (order_id, kind)
+                 SELECT new_order.id, kind FROM unnest($6::text[]) AS kind CROSS JOIN new_order
+             )
+             SELECT total_cents FROM new_order",
+    )
+    .bind(order.order_id)
+    .bind(order.email)
+    .bind(skus)
+    .bind(quantities)
+    .bind(order.card_last4)
+    .bind(order.kinds)
 }

@@ -16,11 +16,11 @@ static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
     migrator
 });
 
-/// The producer reads products, records an order with its items and jobs, forgets an order
-/// whose jobs could not be queued, and reads an order's status.
+/// The producer reads products, records an order with its items and jobs (their outbox rows
+/// in the same transaction), and reads an order's status. It deletes nothing.
 const PRODUCER_RIGHTS: &[(&str, &str)] = &[
     ("products", "SELECT"),
-    ("orders", "SELECT, INSERT, DELETE"),
+    ("orders", "SELECT, INSERT"),
     ("order_items", "SELECT, INSERT"),
     ("order_jobs", "SELECT, INSERT"),
     ("order_mails", "SELECT"),

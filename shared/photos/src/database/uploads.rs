@@ -6,7 +6,12 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use dbkit::{JobRow, job_statuses};
+use dbkit::{JobRow, WriteError, job_statuses};
+use rabbitmq_jobs::EncodedJob;
+use rabbitmq_jobs::outbox::Outbox;
+use sqlx::Postgres;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
 
 use super::{PhotoStore, StoreError};
 use crate::files::{public_url, published_key};
@@ -50,35 +55,60 @@ struct ImageRow {
     created_at: DateTime<Utc>,
 }
 
+/// The user (on first upload), the image, and its jobs as queued: one statement, whose
+/// foreign keys are checked at its end, when the user row exists.
+fn insert_upload<'q>(upload: &'q NewUpload<'_>) -> Query<'q, Postgres, PgArguments> {
+    sqlx::query(
+        "WITH new_user AS (
+             INSERT INTO users (id) VALUES ($2) ON CONFLICT (id) DO NOTHING
+         ), new_image AS (
+             INSERT INTO images (id, user_id, format, width, height, byte_size, original_key, public_original_key)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         )
+         INSERT INTO image_jobs (image_id, kind, state)
+         SELECT $1, kind, 'queued' FROM unnest($9::text[]) AS kind",
+    )
+    .bind(upload.image_id)
+    .bind(upload.user_id)
+    .bind(upload.format)
+    .bind(db_int(upload.width))
+    .bind(db_int(upload.height))
+    .bind(i64::try_from(upload.byte_size).unwrap_or(i64::MAX))
+    .bind(upload.original_key)
+    .bind(upload.public_original_key)
+    .bind(upload.kinds)
+}
+
 fn db_int(value: u32) -> i32 {
     i32::try_from(value).unwrap_or(i32::MAX)
 }
 
 impl PhotoStore {
-    /// Records the user (on first upload), the image, and its jobs as queued. One statement,
-    /// so one round trip and one commit on the upload's critical path; the foreign keys are
-    /// checked at its end, when the user row exists.
-    pub async fn record_upload(&self, upload: &NewUpload<'_>) -> Result<(), StoreError> {
-        let insert = sqlx::query(
-            "WITH new_user AS (
-                 INSERT INTO users (id) VALUES ($2) ON CONFLICT (id) DO NOTHING
-             ), new_image AS (
-                 INSERT INTO images (id, user_id, format, width, height, byte_size, original_key, public_original_key)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             )
-             INSERT INTO image_jobs (image_id, kind, state)
-             SELECT $1, kind, 'queued' FROM unnest($9::text[]) AS kind",
-        )
-        .bind(upload.image_id)
-        .bind(upload.user_id)
-        .bind(upload.format)
-        .bind(db_int(upload.width))
-        .bind(db_int(upload.height))
-        .bind(i64::try_from(upload.byte_size).unwrap_or(i64::MAX))
-        .bind(upload.original_key)
-        .bind(upload.public_original_key)
-        .bind(upload.kinds)
-        .execute(self.db.pool());
+    /// Records the user (on first upload), the image and its jobs as queued, and writes the
+    /// jobs into the outbox, in one transaction: the upload exists with its jobs or not at
+    /// all, whether or not the broker is reachable.
+    pub async fn record_upload(
+        &self,
+        upload: &NewUpload<'_>,
+        outbox: &Outbox,
+        jobs: &[EncodedJob],
+    ) -> Result<(), WriteError> {
+        let writing = async {
+            let mut tx = self.db.pool().begin().await?;
+            insert_upload(upload).execute(&mut *tx).await?;
+            outbox.enqueue(&mut tx, jobs).await?;
+            tx.commit().await?;
+            Ok(())
+        };
+        self.db
+            .write_with_jobs("recording an upload", writing)
+            .await
+    }
+
+    /// Records the upload as [`PhotoStore::record_upload`] does, without its jobs (the
+    /// caller publishes them itself, and forgets the upload if that fails).
+    pub async fn record_upload_alone(&self, upload: &NewUpload<'_>) -> Result<(), StoreError> {
+        let insert = insert_upload(upload).execute(self.db.pool());
         self.bounded("recording an upload", insert).await.map(drop)
     }
 

@@ -1,0 +1,302 @@
+//! The relay: publishes what the outbox holds, with confirms, and marks it sent.
+//!
+//! Each batch is claimed with `FOR UPDATE SKIP LOCKED` in a transaction held while it is
+//! published, so any number of relays (one per producer replica) share the table without
+//! waiting on each other, and a relay that dies before its commit leaves its rows to the
+//! next one: a job is published at least once, at most once more per crash. It wakes on the
+//! table's `NOTIFY` and polls as well, so a lost notification or listener costs one poll
+//! period, never a job.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{OutboxSettings, backlog};
+use crate::backoff::Backoff;
+use crate::envelope::job_properties;
+use crate::publisher::{Outgoing, PublishError, Publisher};
+use crate::topology::EXCHANGE;
+
+/// The channel the table's trigger notifies.
+const CHANNEL: &str = "job_outbox";
+/// How often a relay that is not keeping up says so.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+/// A job waiting longer than this means the outbox is not draining.
+const LAGGING_AFTER: Duration = Duration::from_secs(5);
+/// How often sent rows are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(30);
+/// Most rows one prune deletes, so it never holds many locks for long.
+const PRUNE_CHUNK: i64 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error("outbox database, {0}: {1}")]
+    Database(&'static str, sqlx::Error),
+    #[error("outbox database: {0} took longer than {1:?}")]
+    Timeout(&'static str, Duration),
+    #[error(transparent)]
+    Publish(PublishError),
+}
+
+#[derive(sqlx::FromRow)]
+struct OutboxRow {
+    id: i64,
+    job_id: Uuid,
+    kind: String,
+    body: Vec<u8>,
+}
+
+/// Publishes the outbox's jobs; one per process that writes jobs is the usual set-up.
+#[derive(Debug, Clone)]
+pub struct Relay {
+    pool: PgPool,
+    publisher: Publisher,
+    settings: OutboxSettings,
+    timeout: Duration,
+}
+
+impl Relay {
+    /// A relay reading the outbox in `pool`'s database, each statement bounded by
+    /// `timeout`, publishing with `publisher` (whose topology must route every kind).
+    #[must_use]
+    pub fn new(
+        pool: PgPool,
+        publisher: Publisher,
+        settings: OutboxSettings,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            pool,
+            publisher,
+            settings,
+            timeout,
+        }
+    }
+
+    /// Relays until `shutdown` completes (a batch under way is finished first). Failures are
+    /// logged and retried with backoff: a relay never stops on its own.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut listener: Option<PgListener> = None;
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+        let mut last_report = Instant::now();
+        let mut last_prune = Instant::now();
+        tracing::info!(batch = self.settings.batch, "outbox relay started");
+        loop {
+            if listener.is_none() {
+                listener = self.listen().await;
+            }
+            let full_batch = match self.relay_batch().await {
+                Ok(relayed) => {
+                    backoff.reset();
+                    relayed == self.settings.batch as usize
+                }
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%error, retry_in = ?delay, "outbox relay: batch not relayed");
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        () = tokio::time::sleep(delay) => continue,
+                    }
+                }
+            };
+            if last_report.elapsed() >= REPORT_EVERY {
+                last_report = Instant::now();
+                self.report_lag().await;
+            }
+            if last_prune.elapsed() >= PRUNE_EVERY {
+                last_prune = Instant::now();
+                self.prune().await;
+            }
+            if full_batch {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = self.wait_for_work(&mut listener) => {}
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    /// Listens for the table's notifications; `None` (polling only) if that fails now.
+    async fn listen(&self) -> Option<PgListener> {
+        let listening = async {
+            let mut listener = PgListener::connect_with(&self.pool).await?;
+            listener.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        match self.bounded("listening", listening).await {
+            Ok(listener) => Some(listener),
+            Err(error) => {
+                tracing::warn!(%error, "outbox relay: not listening; polling only for now");
+                None
+            }
+        }
+    }
+
+    /// Waits for a notification, at most one poll period. Notifications that piled up while
+    /// a batch was published are taken together: one look at the table serves them all.
+    async fn wait_for_work(&self, listener: &mut Option<PgListener>) {
+        let poll = self.settings.poll_interval;
+        let Some(active) = listener else {
+            tokio::time::sleep(poll).await;
+            return;
+        };
+        match tokio::time::timeout(poll, active.recv()).await {
+            Ok(Ok(_)) => while active.next_buffered().is_some() {},
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "outbox relay: listener lost; polling until it is back");
+                *listener = None;
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Claims a batch, publishes it and marks it sent, in one transaction; returns how many
+    /// rows it claimed. A transient publishing failure rolls everything back (the rows are
+    /// published again later); a job the broker refuses (unroutable, too large) is set aside
+    /// with its reason and tried again later, never dropped.
+    async fn relay_batch(&self) -> Result<usize, RelayError> {
+        let mut tx = self.bounded("beginning", self.pool.begin()).await?;
+        let claim = sqlx::query_as::<_, OutboxRow>(
+            "SELECT id, job_id, kind, body FROM job_outbox
+             WHERE sent_at IS NULL AND not_before <= now()
+             ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(i64::from(self.settings.batch))
+        .fetch_all(&mut *tx);
+        let rows = self.bounded("claiming a batch", claim).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let (sent, refused) = self.publish(&rows).await?;
+        self.bounded("marking jobs sent", mark_sent(&mut tx, &sent))
+            .await?;
+        for (row, error) in refused {
+            tracing::error!(job_id = %row.job_id, kind = row.kind, %error,
+                "outbox relay: the broker refused a job; it stays in the outbox and is tried again later");
+            self.bounded("setting a job aside", set_aside(&mut tx, row.id, &error))
+                .await?;
+        }
+        self.bounded("committing", tx.commit()).await?;
+        tracing::debug!(relayed = sent.len(), "outbox relay: batch published");
+        Ok(rows.len())
+    }
+
+    /// Publishes the rows, confirms pipelined; if the broker refuses one, goes through them
+    /// one by one to tell which. Returns the ids sent and the rows refused.
+    async fn publish<'r>(
+        &self,
+        rows: &'r [OutboxRow],
+    ) -> Result<(Vec<i64>, Vec<(&'r OutboxRow, PublishError)>), RelayError> {
+        let properties: Vec<_> = rows
+            .iter()
+            .map(|row| job_properties(&row.job_id.to_string(), &row.kind))
+            .collect();
+        let outgoing: Vec<Outgoing<'_>> = rows
+            .iter()
+            .zip(properties)
+            .map(|(row, properties)| Outgoing {
+                exchange: EXCHANGE,
+                routing_key: &row.kind,
+                body: &row.body,
+                properties,
+            })
+            .collect();
+        match self.publisher.send_pipelined(&outgoing).await {
+            Ok(()) => return Ok((rows.iter().map(|row| row.id).collect(), Vec::new())),
+            Err(error) if error.is_retryable() => return Err(RelayError::Publish(error)),
+            Err(_) => {}
+        }
+        let (mut sent, mut refused) = (Vec::new(), Vec::new());
+        for (row, message) in rows.iter().zip(outgoing) {
+            match self.publisher.send(message).await {
+                Ok(()) => sent.push(row.id),
+                Err(error) if error.is_retryable() => break,
+                Err(error) => refused.push((row, error)),
+            }
+        }
+        Ok((sent, refused))
+    }
+
+    /// Logs how many jobs wait and for how long, when the oldest has waited a while.
+    async fn report_lag(&self) {
+        let reading = async {
+            let mut connection = self.pool.acquire().await?;
+            backlog(&mut connection).await
+        };
+        match self.bounded("reading the backlog", reading).await {
+            Ok(backlog) if backlog.oldest >= LAGGING_AFTER => tracing::warn!(
+                waiting = backlog.waiting,
+                oldest_secs = backlog.oldest.as_secs(),
+                "outbox not draining: jobs are waiting for the broker"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "outbox relay: could not read the backlog"),
+        }
+    }
+
+    /// Deletes rows sent longer than `keep_sent` ago, a chunk at a time.
+    async fn prune(&self) {
+        let delete = sqlx::query(
+            "DELETE FROM job_outbox WHERE id IN (
+                 SELECT id FROM job_outbox
+                 WHERE sent_at < now() - make_interval(secs => $1) LIMIT $2)",
+        )
+        .bind(self.settings.keep_sent.as_secs_f64())
+        .bind(PRUNE_CHUNK)
+        .execute(&self.pool);
+        match self.bounded("pruning", delete).await {
+            Ok(done) if done.rows_affected() > 0 => {
+                tracing::debug!(
+                    pruned = done.rows_affected(),
+                    "outbox relay: sent rows pruned"
+                );
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "outbox relay: could not prune sent rows"),
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        what: &'static str,
+        operation: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, RelayError> {
+        match tokio::time::timeout(self.timeout, operation).await {
+            Ok(result) => result.map_err(|e| RelayError::Database(what, e)),
+            Err(_) => Err(RelayError::Timeout(what, self.timeout)),
+        }
+    }
+}
+
+async fn mark_sent(tx: &mut PgConnection, ids: &[i64]) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE job_outbox SET sent_at = now(), attempts = attempts + 1 WHERE id = ANY($1)")
+        .bind(ids)
+        .execute(tx)
+        .await
+        .map(drop)
+}
+
+/// Sets a refused job aside: tried again after a minute, doubling up to an hour.
+async fn set_aside(
+    tx: &mut PgConnection,
+    id: i64,
+    error: &PublishError,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE job_outbox SET attempts = attempts + 1, last_error = $2,
+             not_before = now() + least(interval '1 minute' * power(2, least(attempts, 6)), interval '1 hour')
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error.to_string())
+    .execute(tx)
+    .await
+    .map(drop)
+}
