@@ -141,6 +141,7 @@ impl Injector<'_> {
                     began.elapsed().as_secs_f64()
                 )))
             }
+            Fault::BrokerDown => self.outage().await,
             Fault::CloseConnections => {
                 let said = self
                     .stack

@@ -16,6 +16,7 @@ mod broker_view;
 mod dlq;
 mod faults;
 mod load;
+mod outage;
 mod photo_checks;
 mod plants;
 mod procs;

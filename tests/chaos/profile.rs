@@ -19,6 +19,8 @@ pub struct Profile {
     pub burst: u32,
     /// Broker restarts.
     pub restarts: usize,
+    /// Times the broker is stopped for 30 s while uploads go on.
+    pub outages: usize,
     /// `rabbitmqctl close_all_connections`.
     pub closes: usize,
     /// Worker SIGKILLs.
@@ -35,7 +37,7 @@ pub struct Profile {
 
 impl Profile {
     /// The figures: 1,000 uploads (4,000 jobs) and at least 6,000 effect jobs, 3
-    /// restarts, 10 forced closes, 6 kills, a freeze, both alarms and every poison.
+    /// restarts, a 30 s outage, 10 forced closes, 6 kills, a freeze, both alarms and every poison.
     pub fn full() -> Self {
         Self {
             name: "full",
@@ -44,6 +46,7 @@ impl Profile {
             steady_effects: 3_000,
             burst: 1_000,
             restarts: 3,
+            outages: 1,
             closes: 10,
             kills: 6,
             freezes: 1,
@@ -62,6 +65,7 @@ impl Profile {
             steady_effects: 800,
             burst: 600,
             restarts: 1,
+            outages: 1,
             closes: 2,
             kills: 2,
             freezes: 1,

@@ -13,6 +13,8 @@ use crate::profile::Profile;
 pub enum Fault {
     /// `docker restart` of the broker's container.
     RestartBroker,
+    /// The broker stopped for 30 s while uploads go on (`docker stop`, `docker start`).
+    BrokerDown,
     /// `rabbitmqctl close_all_connections`.
     CloseConnections,
     /// SIGKILL of worker `n` (from 0) while it holds unacked jobs.
@@ -32,6 +34,7 @@ impl Fault {
     fn slot(self) -> Duration {
         Duration::from_secs(match self {
             Self::RestartBroker => 35,
+            Self::BrokerDown => 55,
             Self::CloseConnections => 8,
             Self::KillWorker(_) => 10,
             Self::FreezeWorker(_) => 20,
@@ -46,6 +49,11 @@ impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::RestartBroker => write!(f, "broker restart (docker restart)"),
+            Self::BrokerDown => write!(
+                f,
+                "broker down {} s while uploads go on (docker stop, docker start)",
+                crate::outage::OUTAGE.as_secs()
+            ),
             Self::CloseConnections => write!(f, "close all connections (rabbitmqctl)"),
             Self::KillWorker(n) => write!(f, "SIGKILL chaos-w{} holding unacked jobs", n + 1),
             Self::FreezeWorker(n) => {
@@ -73,6 +81,7 @@ pub fn plan(profile: &Profile) -> Vec<Planned> {
     let freezes = (0..profile.freezes).map(|n| Fault::FreezeWorker((n + 1) % workers));
     let groups: Vec<Vec<Fault>> = vec![
         vec![Fault::RestartBroker; profile.restarts],
+        vec![Fault::BrokerDown; profile.outages],
         vec![Fault::CloseConnections; profile.closes],
         kills.collect(),
         freezes.collect(),

@@ -12,6 +12,7 @@ mod cpu;
 mod latency;
 mod memory;
 mod orders;
+mod outbox;
 mod processes;
 mod python;
 mod report;
@@ -70,6 +71,10 @@ async fn main() {
     if wanted("orders") {
         eprintln!("==> orders beside uploads through the HTTP API");
         sections.push(orders_section(&broker, quick).await);
+    }
+    if wanted("outbox") {
+        eprintln!("==> the outbox: upload response before and after, relay throughput");
+        sections.push(outbox_section(&broker, quick).await);
     }
     let preamble = preamble(&broker, quick).await;
     let markdown = report::markdown(&preamble, &sections);
@@ -175,6 +180,21 @@ async fn orders_section(broker: &Broker, quick: bool) -> Section {
     let mut section = Section::new("Orders: the store's response beside an upload's");
     let (count, rate) = if quick { (300, 50.0) } else { (3_000, 50.0) };
     orders::run(&bin, broker, &small, count, rate, &mut section).await;
+    section
+}
+
+/// The outbox's cost: the upload's response with and without it, and the relay's
+/// throughput against direct publishing.
+async fn outbox_section(broker: &Broker, quick: bool) -> Section {
+    let bin = processes::build_binaries();
+    let small: Vec<Vec<u8>> = (0..20)
+        .map(|seed| support::images::jpeg_photo(640, 480, seed).expect("test photo"))
+        .collect();
+    let mut section = Section::new("The outbox: what it costs the upload and the publisher");
+    let (count, rate) = if quick { (200, 50.0) } else { (1_500, 50.0) };
+    outbox::response(&bin, broker, &small, count, rate, &mut section).await;
+    let (jobs, rounds) = if quick { (5_000, 1) } else { (20_000, 3) };
+    outbox::relay_throughput(broker, jobs, rounds, &mut section).await;
     section
 }
 

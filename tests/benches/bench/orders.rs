@@ -120,13 +120,13 @@ async fn send(stack: &Stack, images: &[Vec<u8>], count: usize, rate: f64) -> (Ve
     )
 }
 
-async fn timed(request: reqwest::RequestBuilder, due: Instant) -> Option<f64> {
+pub async fn timed(request: reqwest::RequestBuilder, due: Instant) -> Option<f64> {
     let response = request.send().await;
     let millis = due.elapsed().as_secs_f64() * 1000.0;
     response.is_ok_and(|r| r.status() == 202).then_some(millis)
 }
 
-fn accepted(results: Vec<Option<f64>>) -> Vec<f64> {
+pub fn accepted(results: Vec<Option<f64>>) -> Vec<f64> {
     let mut times: Vec<f64> = results.into_iter().flatten().collect();
     times.sort_by(f64::total_cmp);
     times

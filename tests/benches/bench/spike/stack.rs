@@ -40,6 +40,16 @@ fn app_env(amqp_url: &str, database_url: &str) -> Vec<(&'static str, String)> {
 }
 
 pub async fn start(bin: &Path, broker: &Broker, workers: usize) -> Stack {
+    start_with(bin, broker, workers, &[]).await
+}
+
+/// [`start`], the producer given `producer_env` besides compose.yaml's settings.
+pub async fn start_with(
+    bin: &Path,
+    broker: &Broker,
+    workers: usize,
+    producer_env: &[(&'static str, &str)],
+) -> Stack {
     let vhost = broker.vhost("spike").await.expect("vhost");
     let postgres = Postgres::shared();
     // Set up as `db-setup` does: the producer and the workers log in as their roles.
@@ -62,6 +72,7 @@ pub async fn start(bin: &Path, broker: &Broker, workers: usize) -> Stack {
     let port = free_port();
     let mut env = app_env(&amqp_url, &producer_db);
     env.push(("HTTP_ADDR", format!("127.0.0.1:{port}")));
+    env.extend(producer_env.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let producer = Container::run(bin, "producer", &["serve"], &env, &volume, None);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
