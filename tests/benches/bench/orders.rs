@@ -95,13 +95,7 @@ pub async fn run(
 /// times (ms), each from its due time.
 async fn send(stack: &Stack, images: &[Vec<u8>], count: usize, rate: f64) -> (Vec<f64>, Vec<f64>) {
     let http = reqwest::Client::new();
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let (mut orders, mut uploads) = (tokio::task::JoinSet::new(), tokio::task::JoinSet::new());
-    let start = Instant::now();
-    for n in 0..count {
-        ticks.tick().await;
-        let due = start + Duration::from_secs_f64(n as f64 / rate);
+    let mut times = paced(count, rate, |n| {
         let order = http.post(format!("{}/orders", stack.base)).json(&json!({
             "email": format!("bench{n}@example.com"),
             "items": [{ "sku": "MUG-01", "quantity": 1 }, { "sku": "STICKERS", "quantity": 2 }],
@@ -111,22 +105,47 @@ async fn send(stack: &Stack, images: &[Vec<u8>], count: usize, rate: f64) -> (Ve
             .post(format!("{}/users/bench{n}/avatar", stack.base))
             .header("content-type", "image/jpeg")
             .body(images[n % images.len()].clone());
-        orders.spawn(timed(order, due));
-        uploads.spawn(timed(upload, due));
-    }
-    (
-        accepted(orders.join_all().await),
-        accepted(uploads.join_all().await),
-    )
+        [order, upload]
+    })
+    .await;
+    let uploads = times.pop().unwrap_or_default();
+    (times.pop().unwrap_or_default(), uploads)
 }
 
-pub async fn timed(request: reqwest::RequestBuilder, due: Instant) -> Option<f64> {
+/// Sends the `K` requests `make(n)` builds at each of `count` ticks at `rate`, side by side;
+/// returns for each of the `K` the accepted (202) ones' sorted response times (ms), each
+/// from its due time, so that a late send counts against the response.
+pub async fn paced<const K: usize>(
+    count: usize,
+    rate: f64,
+    mut make: impl FnMut(usize) -> [reqwest::RequestBuilder; K],
+) -> Vec<Vec<f64>> {
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent: Vec<tokio::task::JoinSet<Option<f64>>> =
+        (0..K).map(|_| tokio::task::JoinSet::new()).collect();
+    let start = Instant::now();
+    for n in 0..count {
+        ticks.tick().await;
+        let due = start + Duration::from_secs_f64(n as f64 / rate);
+        for (set, request) in sent.iter_mut().zip(make(n)) {
+            set.spawn(timed(request, due));
+        }
+    }
+    let mut times = Vec::with_capacity(K);
+    for set in sent {
+        times.push(accepted(set.join_all().await));
+    }
+    times
+}
+
+async fn timed(request: reqwest::RequestBuilder, due: Instant) -> Option<f64> {
     let response = request.send().await;
     let millis = due.elapsed().as_secs_f64() * 1000.0;
     response.is_ok_and(|r| r.status() == 202).then_some(millis)
 }
 
-pub fn accepted(results: Vec<Option<f64>>) -> Vec<f64> {
+fn accepted(results: Vec<Option<f64>>) -> Vec<f64> {
     let mut times: Vec<f64> = results.into_iter().flatten().collect();
     times.sort_by(f64::total_cmp);
     times

@@ -9,9 +9,8 @@ use photos::EmailJob;
 use rabbitmq_jobs::outbox::{Outbox, OutboxSettings, Relay};
 use rabbitmq_jobs::{AmqpSettings, Job, Publisher, PublisherSettings, Topology};
 use support::{Broker, Postgres, wait_until};
-use tokio::task::JoinSet;
 
-use crate::orders::{accepted, timed};
+use crate::orders::paced;
 use crate::report::{Section, quantile};
 use crate::spike::stack::{self, JOBS_PER_UPLOAD};
 
@@ -87,20 +86,14 @@ pub async fn response(
 
 async fn uploads(base: &str, images: &[Vec<u8>], count: usize, rate: f64) -> Vec<f64> {
     let http = reqwest::Client::new();
-    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut sent = JoinSet::new();
-    let start = Instant::now();
-    for n in 0..count {
-        ticks.tick().await;
-        let due = start + Duration::from_secs_f64(n as f64 / rate);
-        let upload = http
+    let times = paced(count, rate, |n| {
+        [http
             .post(format!("{base}/users/bench{n}/avatar"))
             .header("content-type", "image/jpeg")
-            .body(images[n % images.len()].clone());
-        sent.spawn(timed(upload, due));
-    }
-    accepted(sent.join_all().await)
+            .body(images[n % images.len()].clone())]
+    })
+    .await;
+    times.into_iter().next().unwrap_or_default()
 }
 
 /// The relay draining `count` jobs written beforehand, against the same publisher

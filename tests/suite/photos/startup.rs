@@ -204,14 +204,10 @@ async fn a_worker_waiting_for_its_database_stops_at_once_when_told_to() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-async fn status_and_error(request: reqwest::RequestBuilder) -> (u16, String) {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
-    (
-        status,
-        body["error"].as_str().unwrap_or_default().to_owned(),
-    )
+async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "GET {url}");
+    response.json().await.unwrap()
 }
 
 /// `producer serve` on `http_addr`.
@@ -271,14 +267,7 @@ async fn the_producer_serves_with_rabbitmq_down_takes_uploads_and_relays_their_j
     .unwrap();
 
     // Ready to take work; the broker's absence is reported, not failed on.
-    let ready: serde_json::Value = http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready = get_json(&http, &format!("{base}/readyz")).await;
     assert!(
         ready["broker"].as_str().unwrap().contains("unreachable"),
         "{ready}"
@@ -286,18 +275,17 @@ async fn the_producer_serves_with_rabbitmq_down_takes_uploads_and_relays_their_j
     let upload = http
         .post(format!("{base}/users/lena/avatar"))
         .header("content-type", "image/jpeg")
-        .body(jpeg(&photo(200, 200, 9)));
-    let (status, body) = status_and_error(upload).await;
-    assert_eq!(status, 202, "{body}");
-    let status: serde_json::Value = http
-        .get(format!("{base}/users/lena"))
+        .body(jpeg(&photo(200, 200, 9)))
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
-    assert_eq!(status["user_id"], "lena", "{status}");
+    assert_eq!(upload.status(), 202);
+    let accepted: serde_json::Value = upload.json().await.unwrap();
+    let status_url = accepted["status_url"].as_str().unwrap();
+    let status = get_json(&http, &format!("{base}{status_url}")).await;
+    for kind in photos::UPLOAD_KINDS {
+        assert_eq!(status["jobs"][kind]["state"], "queued", "{status}");
+    }
 
     relay.set(Mode::Forward);
     for kind in photos::UPLOAD_KINDS {
