@@ -115,9 +115,7 @@ async fn throughput_section(bench: &throughput::Bench, quick: bool) -> Section {
 /// then phone-size photos flat out and at half the rate reached flat out.
 async fn spike_section(broker: &Broker, quick: bool) -> Section {
     let bin = processes::build_binaries();
-    let small: Vec<Vec<u8>> = (0..20)
-        .map(|seed| support::images::jpeg_photo(640, 480, seed).expect("test photo"))
-        .collect();
+    let small = small_photos();
     let mut section =
         Section::new("The spike: uploads through the HTTP API, as compose.yaml ships the app");
     let (uploads, rate) = if quick {
@@ -174,9 +172,7 @@ async fn spike_section(broker: &Broker, quick: bool) -> Section {
 /// Orders and small uploads side by side at the seed's rate, each.
 async fn orders_section(broker: &Broker, quick: bool) -> Section {
     let bin = processes::build_binaries();
-    let small: Vec<Vec<u8>> = (0..20)
-        .map(|seed| support::images::jpeg_photo(640, 480, seed).expect("test photo"))
-        .collect();
+    let small = small_photos();
     let mut section = Section::new("Orders: the store's response beside an upload's");
     let (count, rate) = if quick { (300, 50.0) } else { (3_000, 50.0) };
     orders::run(&bin, broker, &small, count, rate, &mut section).await;
@@ -187,15 +183,20 @@ async fn orders_section(broker: &Broker, quick: bool) -> Section {
 /// throughput against direct publishing.
 async fn outbox_section(broker: &Broker, quick: bool) -> Section {
     let bin = processes::build_binaries();
-    let small: Vec<Vec<u8>> = (0..20)
-        .map(|seed| support::images::jpeg_photo(640, 480, seed).expect("test photo"))
-        .collect();
+    let small = small_photos();
     let mut section = Section::new("The outbox: what it costs the upload and the publisher");
     let (count, rate) = if quick { (200, 50.0) } else { (1_500, 50.0) };
     outbox::response(&bin, broker, &small, count, rate, &mut section).await;
     let (jobs, rounds) = if quick { (5_000, 1) } else { (20_000, 3) };
     outbox::relay_throughput(broker, jobs, rounds, &mut section).await;
     section
+}
+
+/// The 640×480 photos the HTTP sections upload, twenty different ones.
+fn small_photos() -> Vec<Vec<u8>> {
+    (0..20)
+        .map(|seed| support::images::jpeg_photo(640, 480, seed).expect("test photo"))
+        .collect()
 }
 
 /// Worker counts for the spike: `BENCH_SPIKE_WORKERS` (comma-separated, for working on one

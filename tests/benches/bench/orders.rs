@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use support::{Broker, wait_until};
 
-use crate::report::{Section, quantile};
+use crate::report::{Section, p50_p99_ratio, quantile};
 use crate::spike::stack::{self, JOBS_PER_UPLOAD, Stack};
 
 /// Jobs each order makes: stock, mail, warehouse.
@@ -63,11 +63,7 @@ pub async fn run(
     );
     section.add(
         "order / upload response, p50 and p99",
-        format!(
-            "{:.2} and {:.2}",
-            quantile(&orders, 0.5) / quantile(&uploads, 0.5),
-            quantile(&orders, 0.99) / quantile(&uploads, 0.99)
-        ),
+        p50_p99_ratio(&orders, &uploads),
         "target: the same class (at most 1)",
     );
     section.add(

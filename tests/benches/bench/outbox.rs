@@ -11,7 +11,7 @@ use rabbitmq_jobs::{AmqpSettings, Job, Publisher, PublisherSettings, Topology};
 use support::{Broker, Postgres, wait_until};
 
 use crate::orders::paced;
-use crate::report::{Section, quantile};
+use crate::report::{Section, p50_p99_ratio, quantile};
 use crate::spike::stack::{self, JOBS_PER_UPLOAD};
 
 /// Uploads at `rate` with each delivery, in the order direct, outbox, outbox, direct (so
@@ -70,11 +70,7 @@ pub async fn response(
     );
     section.add(
         "outbox / direct, p50 and p99",
-        format!(
-            "{:.2} and {:.2}",
-            quantile(&outbox, 0.5) / quantile(&direct, 0.5),
-            quantile(&outbox, 0.99) / quantile(&direct, 0.99)
-        ),
+        p50_p99_ratio(&outbox, &direct),
         "target: at most 1 (the response must not grow)",
     );
     section.add(

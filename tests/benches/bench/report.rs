@@ -108,3 +108,12 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     let index = ((sorted.len() - 1) as f64 * q).round() as usize;
     sorted[index.min(sorted.len() - 1)]
 }
+
+/// `a / b` at the median and at p99, of sorted response times: "0.71 and 1.06".
+pub fn p50_p99_ratio(a: &[f64], b: &[f64]) -> String {
+    format!(
+        "{:.2} and {:.2}",
+        quantile(a, 0.5) / quantile(b, 0.5),
+        quantile(a, 0.99) / quantile(b, 0.99)
+    )
+}
