@@ -54,18 +54,21 @@ impl From<sqlx::Error> for WriteError {
 
 impl Database {
     /// Runs a transaction that writes rows and their jobs (`write` begins it, calls
-    /// `Outbox::enqueue` and commits) within this database's bound, as one call.
-    pub async fn write_with_jobs<T>(
+    /// `Outbox::enqueue` and commits) in a task of its own (see [`Database::in_task`]),
+    /// waiting at most this database's bound. Past the bound the outcome is unknown: the
+    /// transaction may still commit.
+    pub async fn write_with_jobs<T: Send + 'static>(
         &self,
         what: &'static str,
-        write: impl Future<Output = Result<T, WriteError>>,
+        write: impl Future<Output = Result<T, WriteError>> + Send + 'static,
     ) -> Result<T, WriteError> {
-        match tokio::time::timeout(self.timeout(), write).await {
-            Ok(written) => written,
-            Err(_) => Err(WriteError::Store(StoreError::Timeout {
-                what,
-                after: self.timeout(),
-            })),
+        let after = self.timeout();
+        match tokio::time::timeout(after, tokio::spawn(write)).await {
+            Ok(Ok(written)) => written,
+            Ok(Err(lost)) => Err(WriteError::Store(StoreError::Database(sqlx::Error::Io(
+                std::io::Error::other(lost),
+            )))),
+            Err(_) => Err(WriteError::Store(StoreError::Timeout { what, after })),
         }
     }
 }

@@ -116,6 +116,34 @@ impl Database {
         bounded(self.timeout, what, operation).await
     }
 
+    /// Runs a transaction in a task of its own, within this database's bound. A caller
+    /// cancelled while a transaction's `BEGIN` or `COMMIT` is in flight (its worker lost its
+    /// broker connection, its client went away, a deadline passed) would otherwise hand the
+    /// connection back to the pool inside the transaction, and the next caller's statements
+    /// would run in it (seen in the chaos run). The task always finishes, committing or
+    /// rolling back; past the bound the caller stops waiting for it. The server's
+    /// `statement_timeout` bounds each of its statements.
+    pub async fn in_task<T, E>(
+        &self,
+        what: &'static str,
+        transaction: impl Future<Output = Result<T, E>> + Send + 'static,
+    ) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        E: Into<StoreError> + Send + 'static,
+    {
+        let task = tokio::spawn(transaction);
+        let joined = async {
+            match task.await {
+                Ok(done) => done.map_err(Into::into),
+                Err(e) => Err(StoreError::Database(sqlx::Error::Io(
+                    std::io::Error::other(e),
+                ))),
+            }
+        };
+        self.bounded(what, joined).await
+    }
+
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let ping = sqlx::query("SELECT 1").execute(&self.pool);

@@ -104,7 +104,7 @@ impl Checkout {
         .into_iter()
         .collect::<Result<Vec<_>, _>>()
         .map_err(OrderError::Queue)?;
-        let total_cents = match self.store.record_order(&order, &self.outbox, &jobs).await {
+        let total_cents = match self.store.record_order(&order, &self.outbox, jobs).await {
             Ok(Placement::Recorded { total_cents }) => total_cents,
             Ok(Placement::UnknownProducts(skus)) => return Err(OrderError::UnknownProducts(skus)),
             Err(WriteError::Store(error)) => return Err(OrderError::Store(error)),

@@ -171,6 +171,12 @@ impl Uploads {
             Queueing::Direct(publisher) => self.record_then_publish(&upload, publisher).await,
         };
         if let Err(error) = recorded {
+            if matches!(error, UploadError::Store(StoreError::Timeout { .. })) {
+                // The transaction may still commit: files of nothing are better than a
+                // record without its files.
+                tracing::warn!(%image_id, "recording an upload timed out; its files are kept");
+                return Err(error);
+            }
             // Not recorded: the files belong to nothing.
             for key in [&original_key, &public_key] {
                 if let Err(cleanup) = self.storage.remove(key).await {
@@ -198,7 +204,7 @@ impl Uploads {
             .into_iter()
             .collect::<Result<Vec<_>, _>>()
             .map_err(UploadError::from_outbox)?;
-        match self.store.record_upload(upload, outbox, &jobs).await {
+        match self.store.record_upload(upload, outbox, jobs).await {
             Ok(()) => Ok(()),
             Err(WriteError::Store(error)) => Err(UploadError::Store(error)),
             Err(WriteError::Outbox(error)) => Err(UploadError::from_outbox(error)),

@@ -32,8 +32,14 @@ const PRUNE_EVERY: Duration = Duration::from_secs(30);
 /// Most rows one prune deletes, so it never holds many locks for long.
 const PRUNE_CHUNK: i64 = 10_000;
 
+/// Longest the relay waits for one batch: the server ends a transaction idle this long
+/// (`idle_in_transaction_session_timeout`), which frees its rows for the next batch.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(120);
+
 #[derive(Debug, thiserror::Error)]
 enum RelayError {
+    #[error("outbox relay: the batch's task failed: {0}")]
+    Lost(String),
     #[error("outbox database, {0}: {1}")]
     Database(&'static str, sqlx::Error),
     #[error("outbox database: {0} took longer than {1:?}")]
@@ -161,29 +167,48 @@ impl Relay {
     /// rows it claimed. A transient publishing failure rolls everything back (the rows are
     /// published again later); a job the broker refuses (unroutable, too large) is set aside
     /// with its reason and tried again later, never dropped.
+    ///
+    /// The batch runs as a task of its own: cancelled mid-`BEGIN` or mid-`COMMIT` by a
+    /// deadline, it would hand its connection back to the pool inside the transaction. Its
+    /// statements are bounded by the server (`statement_timeout`), its publishes by the
+    /// publisher's deadlines; past [`BATCH_TIMEOUT`] the relay stops waiting for it.
     async fn relay_batch(&self) -> Result<usize, RelayError> {
-        let mut tx = self.bounded("beginning", self.pool.begin()).await?;
-        let claim = sqlx::query_as::<_, OutboxRow>(
+        let relay = self.clone();
+        let batch = tokio::spawn(async move { relay.claim_and_publish().await });
+        match tokio::time::timeout(BATCH_TIMEOUT, batch).await {
+            Ok(Ok(relayed)) => relayed,
+            Ok(Err(lost)) => Err(RelayError::Lost(lost.to_string())),
+            Err(_) => Err(RelayError::Timeout("a batch", BATCH_TIMEOUT)),
+        }
+    }
+
+    async fn claim_and_publish(&self) -> Result<usize, RelayError> {
+        let database = |what| move |e| RelayError::Database(what, e);
+        let mut tx = self.pool.begin().await.map_err(database("beginning"))?;
+        let rows = sqlx::query_as::<_, OutboxRow>(
             "SELECT id, job_id, kind, body FROM job_outbox
              WHERE sent_at IS NULL AND not_before <= now()
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
         .bind(i64::from(self.settings.batch))
-        .fetch_all(&mut *tx);
-        let rows = self.bounded("claiming a batch", claim).await?;
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(database("claiming a batch"))?;
         if rows.is_empty() {
             return Ok(0);
         }
         let (sent, refused) = self.publish(&rows).await?;
-        self.bounded("marking jobs sent", mark_sent(&mut tx, &sent))
-            .await?;
+        mark_sent(&mut tx, &sent)
+            .await
+            .map_err(database("marking jobs sent"))?;
         for (row, error) in refused {
             tracing::error!(job_id = %row.job_id, kind = row.kind, %error,
                 "outbox relay: the broker refused a job; it stays in the outbox and is tried again later");
-            self.bounded("setting a job aside", set_aside(&mut tx, row.id, &error))
-                .await?;
+            set_aside(&mut tx, row.id, &error)
+                .await
+                .map_err(database("setting a job aside"))?;
         }
-        self.bounded("committing", tx.commit()).await?;
+        tx.commit().await.map_err(database("committing"))?;
         tracing::debug!(relayed = sent.len(), "outbox relay: batch published");
         Ok(rows.len())
     }

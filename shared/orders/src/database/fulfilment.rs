@@ -71,13 +71,14 @@ impl OrderStore {
     /// and records why the order needs attention. Stock never goes negative.
     pub async fn take_stock(&self, order_id: Uuid) -> Result<StockOutcome, StoreError> {
         let pool = self.db.pool().clone();
-        self.in_task("taking stock", async move {
-            let mut tx = pool.begin().await?;
-            let outcome = take_stock_in(&mut tx, order_id).await?;
-            tx.commit().await?;
-            Ok(outcome)
-        })
-        .await
+        self.db
+            .in_task("taking stock", async move {
+                let mut tx = pool.begin().await?;
+                let outcome = take_stock_in(&mut tx, order_id).await?;
+                tx.commit().await?;
+                Ok::<_, sqlx::Error>(outcome)
+            })
+            .await
     }
 
     /// Records that the order's confirmation is about to be sent; true if it was sent

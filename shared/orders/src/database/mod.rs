@@ -50,21 +50,4 @@ impl OrderStore {
         .fetch_all(self.db.pool())
         .await
     }
-
-    /// Runs a transaction in a task of its own, within this store's bound. A caller
-    /// cancelled while the transaction is in flight (its worker lost its broker connection,
-    /// its client went away) would otherwise hand the connection back to the pool inside the
-    /// transaction; the task always finishes, and commits or rolls back.
-    async fn in_task<T: Send + 'static>(
-        &self,
-        what: &'static str,
-        transaction: impl Future<Output = Result<T, sqlx::Error>> + Send + 'static,
-    ) -> Result<T, StoreError> {
-        let task = tokio::spawn(transaction);
-        let joined = async {
-            task.await
-                .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
-        };
-        self.bounded(what, joined).await
-    }
 }

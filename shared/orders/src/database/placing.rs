@@ -63,22 +63,21 @@ impl OrderStore {
         &self,
         order: &NewOrder<'_>,
         outbox: &Outbox,
-        jobs: &[EncodedJob],
+        jobs: Vec<EncodedJob>,
     ) -> Result<Placement, WriteError> {
-        let (skus, quantities): (Vec<&str>, Vec<i32>) = order
+        let (skus, quantities): (Vec<String>, Vec<i32>) = order
             .items
             .iter()
-            .map(|(sku, quantity)| (sku.as_str(), i32::try_from(*quantity).unwrap_or(i32::MAX)))
+            .map(|(sku, quantity)| (sku.clone(), i32::try_from(*quantity).unwrap_or(i32::MAX)))
             .unzip();
-        let writing = async {
-            let mut tx = self.db.pool().begin().await?;
-            let total = insert_order(order, &skus, &quantities)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(total_cents) = total else {
+        let insert = insert_order(order, skus.clone(), quantities);
+        let (pool, outbox) = (self.db.pool().clone(), outbox.clone());
+        let writing = async move {
+            let mut tx = pool.begin().await?;
+            let Some(total_cents) = insert.fetch_optional(&mut *tx).await? else {
                 return Ok(None);
             };
-            outbox.enqueue(&mut tx, jobs).await?;
+            outbox.enqueue(&mut tx, &jobs).await?;
             tx.commit().await?;
             Ok(Some(total_cents))
         };
@@ -139,12 +138,13 @@ impl OrderStore {
 }
 
 /// The order, its items at the products' current prices and its jobs as queued: one
-/// statement, which inserts nothing (and returns no total) if a SKU is unknown.
-fn insert_order<'q>(
-    order: &'q NewOrder<'_>,
-    skus: &'q [&'q str],
-    quantities: &'q [i32],
-) -> QueryScalar<'q, Postgres, i64, PgArguments> {
+/// statement, which inserts nothing (and returns no total) if a SKU is unknown. Its values
+/// are bound as copies, so the statement can run in a task of its own.
+fn insert_order(
+    order: &NewOrder<'_>,
+    skus: Vec<String>,
+    quantities: Vec<i32>,
+) -> QueryScalar<'static, Postgres, i64, PgArguments> {
     sqlx::query_scalar::<_, i64>(
         "WITH wanted AS (
                  SELECT w.sku, w.quantity, p.price_cents
@@ -165,9 +165,15 @@ fn insert_order<'q>(
              SELECT total_cents FROM new_order",
     )
     .bind(order.order_id)
-    .bind(order.email)
+    .bind(order.email.to_owned())
     .bind(skus)
     .bind(quantities)
-    .bind(order.card_last4)
-    .bind(order.kinds)
+    .bind(order.card_last4.to_owned())
+    .bind(
+        order
+            .kinds
+            .iter()
+            .map(|k| (*k).to_owned())
+            .collect::<Vec<String>>(),
+    )
 }

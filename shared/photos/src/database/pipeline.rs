@@ -152,14 +152,11 @@ impl PhotoStore {
     /// nobody claimed it yet. Called by each side after committing its own result: the row
     /// lock makes a concurrent claimant wait and then see the claim, so exactly one publishes.
     pub async fn claim_profile_update(&self, image_id: Uuid) -> Result<Option<Claim>, StoreError> {
-        // In a task of its own: a handler cancelled while `BEGIN` is in flight (its worker
-        // lost its connection) would otherwise return the connection to the pool inside a
-        // transaction, and a later claim on it would commit this one's half-done claim (seen
-        // in the chaos run: "there is already a transaction in progress", then an image
-        // claimed without its profile job). The task always finishes; a claim nobody awaits
-        // any more is dropped, which rolls it back.
+        // In a task of its own (see `Database::in_task`): cancelled mid-`BEGIN`, a later
+        // claim on the same connection would commit this one's half-done claim. A claim
+        // nobody awaits any more is dropped, which rolls it back.
         let pool = self.db.pool().clone();
-        let claiming = tokio::spawn(async move {
+        let claiming = async move {
             let mut tx = pool.begin().await?;
             let claimed = sqlx::query(
                 "UPDATE images SET profile_job_claimed = true
@@ -181,13 +178,11 @@ impl PhotoStore {
             .execute(&mut *tx)
             .await?;
             Ok::<_, sqlx::Error>(Some(tx))
-        });
-        let joined = async {
-            claiming
-                .await
-                .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
         };
-        let tx = self.bounded("claiming the profile update", joined).await?;
+        let tx = self
+            .db
+            .in_task("claiming the profile update", claiming)
+            .await?;
         Ok(tx.map(|tx| self.claim(tx)))
     }
 

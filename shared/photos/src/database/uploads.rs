@@ -57,7 +57,8 @@ struct ImageRow {
 
 /// The user (on first upload), the image, and its jobs as queued: one statement, whose
 /// foreign keys are checked at its end, when the user row exists.
-fn insert_upload<'q>(upload: &'q NewUpload<'_>) -> Query<'q, Postgres, PgArguments> {
+/// Its values are bound as copies, so the statement can run in a task of its own.
+fn insert_upload(upload: &NewUpload<'_>) -> Query<'static, Postgres, PgArguments> {
     sqlx::query(
         "WITH new_user AS (
              INSERT INTO users (id) VALUES ($2) ON CONFLICT (id) DO NOTHING
@@ -69,14 +70,14 @@ fn insert_upload<'q>(upload: &'q NewUpload<'_>) -> Query<'q, Postgres, PgArgumen
          SELECT $1, kind, 'queued' FROM unnest($9::text[]) AS kind",
     )
     .bind(upload.image_id)
-    .bind(upload.user_id)
-    .bind(upload.format)
+    .bind(upload.user_id.to_owned())
+    .bind(upload.format.to_owned())
     .bind(db_int(upload.width))
     .bind(db_int(upload.height))
     .bind(i64::try_from(upload.byte_size).unwrap_or(i64::MAX))
-    .bind(upload.original_key)
-    .bind(upload.public_original_key)
-    .bind(upload.kinds)
+    .bind(upload.original_key.to_owned())
+    .bind(upload.public_original_key.to_owned())
+    .bind(upload.kinds.iter().map(|k| (*k).to_owned()).collect::<Vec<String>>())
 }
 
 fn db_int(value: u32) -> i32 {
@@ -91,12 +92,14 @@ impl PhotoStore {
         &self,
         upload: &NewUpload<'_>,
         outbox: &Outbox,
-        jobs: &[EncodedJob],
+        jobs: Vec<EncodedJob>,
     ) -> Result<(), WriteError> {
-        let writing = async {
-            let mut tx = self.db.pool().begin().await?;
-            insert_upload(upload).execute(&mut *tx).await?;
-            outbox.enqueue(&mut tx, jobs).await?;
+        let insert = insert_upload(upload);
+        let (pool, outbox) = (self.db.pool().clone(), outbox.clone());
+        let writing = async move {
+            let mut tx = pool.begin().await?;
+            insert.execute(&mut *tx).await?;
+            outbox.enqueue(&mut tx, &jobs).await?;
             tx.commit().await?;
             Ok(())
         };
