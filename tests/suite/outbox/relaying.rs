@@ -169,3 +169,38 @@ async fn a_producer_killed_while_it_relays_loses_no_job_and_repeats_at_most_one_
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_relay_that_cannot_reach_the_broker_says_every_few_seconds_how_many_jobs_wait_and_for_how_long()
+ {
+    let logs = support::logs::Logs::default();
+    let _capturing = logs.capture();
+    let database = Postgres::shared().app_database("outbox_lag").await.unwrap();
+    let pool = sqlx::PgPool::connect(&database.producer_url).await.unwrap();
+    // Nothing listens there: every batch fails, and the jobs wait.
+    let nowhere = rabbitmq_jobs::AmqpSettings::from_url("amqp://127.0.0.1:1/%2f").unwrap();
+    let publisher = rabbitmq_jobs::Publisher::new(
+        &nowhere,
+        rabbitmq_jobs::PublisherSettings {
+            publish_timeout: Duration::from_secs(1),
+            ..Default::default()
+        },
+        rabbitmq_jobs::Topology::new([Echo::KIND]).unwrap(),
+        "outbox-lag",
+    )
+    .unwrap();
+    enqueue(&pool, 3, |n| Echo { n: n as u64 }).await;
+    let relay = RunningRelay::start(&pool, &publisher, 100);
+    wait_until(PATIENCE, "the relay to report the jobs waiting", || async {
+        logs.lines_with("outbox not draining") >= 2
+    })
+    .await
+    .unwrap();
+    assert!(logs.lines_with("waiting=3") >= 2);
+    assert_eq!(
+        unsent(&pool).await,
+        3,
+        "a job left the outbox without a broker"
+    );
+    relay.stop().await;
+}

@@ -3,9 +3,7 @@
 //! with RabbitMQ down, says so on `/readyz`, takes uploads, and publishes their jobs once the
 //! broker is back.
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dbkit::{DatabaseSettings, set_up_database};
@@ -16,7 +14,6 @@ use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::sync::oneshot;
-use tracing_subscriber::util::SubscriberInitExt;
 
 use super::fixtures::{jpeg, photo};
 use super::relay::{Mode, Relay, port_of};
@@ -44,39 +41,6 @@ async fn postgres_on(port: u16) -> ContainerAsync<GenericImage> {
         .start()
         .await
         .unwrap()
-}
-
-/// The log lines written in this thread while capturing.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    /// Captures until the returned guard is dropped.
-    #[must_use]
-    fn capture(&self) -> impl Sized {
-        let logs = self.clone();
-        tracing_subscriber::fmt()
-            .with_writer(move || logs.clone())
-            .with_ansi(false)
-            .finish()
-            .set_default()
-    }
-
-    fn lines_with(&self, text: &str) -> usize {
-        let logs = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
-        logs.lines().filter(|line| line.contains(text)).count()
-    }
 }
 
 fn photo_settings(dir: &std::path::Path) -> PhotoSettings {
@@ -134,7 +98,7 @@ async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
     let dir = std::env::temp_dir().join(format!("late-db-{}", uuid::Uuid::new_v4().simple()));
     let admin_url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
     let (settings, amqp) = (handler_settings(admin_url.clone(), &dir), no_broker());
-    let logs = Logs::default();
+    let logs = support::logs::Logs::default();
     let _capturing = logs.capture();
 
     // The worker starts first; the database a moment later, and then its set-up, as in a
@@ -178,7 +142,7 @@ async fn a_worker_waiting_for_its_database_stops_at_once_when_told_to() {
         publishing: PublisherSettings::default(),
         handlers: handler_settings(url, &dir),
     };
-    let logs = Logs::default();
+    let logs = support::logs::Logs::default();
     let _capturing = logs.capture();
     let (stop, stopped) = oneshot::channel::<()>();
 

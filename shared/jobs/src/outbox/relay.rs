@@ -96,20 +96,7 @@ impl Relay {
             if listener.is_none() {
                 listener = self.listen().await;
             }
-            let full_batch = match self.relay_batch().await {
-                Ok(relayed) => {
-                    backoff.reset();
-                    relayed == self.settings.batch as usize
-                }
-                Err(error) => {
-                    let delay = backoff.next_delay();
-                    tracing::warn!(%error, retry_in = ?delay, "outbox relay: batch not relayed");
-                    tokio::select! {
-                        () = &mut shutdown => break,
-                        () = tokio::time::sleep(delay) => continue,
-                    }
-                }
-            };
+            let relayed = self.relay_batch().await;
             if last_report.elapsed() >= REPORT_EVERY {
                 last_report = Instant::now();
                 self.report_lag().await;
@@ -118,12 +105,25 @@ impl Relay {
                 last_prune = Instant::now();
                 self.prune().await;
             }
-            if full_batch {
-                continue;
-            }
+            let retry_in = match relayed {
+                // More may be waiting: no pause.
+                Ok(relayed) if relayed == self.settings.batch as usize => {
+                    backoff.reset();
+                    continue;
+                }
+                Ok(_) => {
+                    backoff.reset();
+                    None
+                }
+                Err(error) => {
+                    let delay = backoff.next_delay();
+                    tracing::warn!(%error, retry_in = ?delay, "outbox relay: batch not relayed");
+                    Some(delay)
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => break,
-                () = self.wait_for_work(&mut listener) => {}
+                () = self.pause(retry_in, &mut listener) => {}
             }
         }
         tracing::info!("outbox relay stopped");
@@ -142,6 +142,14 @@ impl Relay {
                 tracing::warn!(%error, "outbox relay: not listening; polling only for now");
                 None
             }
+        }
+    }
+
+    /// After a failure, waits `retry_in`; otherwise until there is work.
+    async fn pause(&self, retry_in: Option<Duration>, listener: &mut Option<PgListener>) {
+        match retry_in {
+            Some(delay) => tokio::time::sleep(delay).await,
+            None => self.wait_for_work(listener).await,
         }
     }
 
@@ -183,6 +191,8 @@ impl Relay {
     }
 
     async fn claim_and_publish(&self) -> Result<usize, RelayError> {
+        // Rows are claimed only once the broker answers: while it is away they stay free.
+        self.publisher.ready().await.map_err(RelayError::Publish)?;
         let database = |what| move |e| RelayError::Database(what, e);
         let mut tx = self.pool.begin().await.map_err(database("beginning"))?;
         let rows = sqlx::query_as::<_, OutboxRow>(
@@ -233,7 +243,7 @@ impl Relay {
                 properties,
             })
             .collect();
-        match self.publisher.send_pipelined(&outgoing).await {
+        match self.publisher.send_batch_once(&outgoing).await {
             Ok(()) => return Ok((rows.iter().map(|row| row.id).collect(), Vec::new())),
             Err(error) if error.is_retryable() => return Err(RelayError::Publish(error)),
             Err(_) => {}

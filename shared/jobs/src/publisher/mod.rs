@@ -9,6 +9,7 @@
 
 mod error;
 mod lane;
+mod settings;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -22,47 +23,14 @@ use tokio::time::Instant;
 
 pub use self::error::PublishError;
 use self::lane::{Lane, Lanes};
-use crate::connection::{AmqpSettings, connection_properties, parse_duration};
+pub use self::settings::PublisherSettings;
+use crate::connection::{AmqpSettings, connection_properties};
 use crate::envelope::EncodedJob;
 use crate::job::{Job, JobId};
 use crate::topology::{EXCHANGE, Topology};
 
 /// Confirms awaited at once by a batch publish: enough to pipeline, bounded in memory.
 const BATCH_WINDOW: usize = 1_000;
-
-/// How publishing behaves when the broker is slow, blocked or away.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PublisherSettings {
-    /// Longest wait for the broker's confirm of one message.
-    #[arg(long, env = "PUBLISH_CONFIRM_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub confirm_timeout: Duration,
-    /// Longest wait while the broker blocks publishers (memory or disk alarm).
-    #[arg(long, env = "PUBLISH_BLOCKED_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
-    pub blocked_timeout: Duration,
-    /// Longest time one publish may take in all, reconnects included; a web request waiting
-    /// on a broker that is down answers after this.
-    #[arg(long, env = "PUBLISH_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub publish_timeout: Duration,
-    /// Confirm channels, each on its own pooled connection.
-    #[arg(long, env = "PUBLISH_CHANNELS", default_value_t = 2,
-          value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub channels: u16,
-    /// Largest encoded job accepted, in bytes (RabbitMQ 4 refuses over 16 MiB by default).
-    #[arg(long, env = "MAX_MESSAGE_SIZE", default_value_t = 16 * 1024 * 1024)]
-    pub max_message_size: usize,
-}
-
-impl Default for PublisherSettings {
-    fn default() -> Self {
-        Self {
-            confirm_timeout: Duration::from_secs(10),
-            blocked_timeout: Duration::from_secs(5),
-            publish_timeout: Duration::from_secs(10),
-            channels: 2,
-            max_message_size: 16 * 1024 * 1024,
-        }
-    }
-}
 
 /// One message on its way out.
 #[derive(Debug, Clone)]
@@ -268,10 +236,7 @@ impl Publisher {
     /// Sends the messages on one lane with up to [`BATCH_WINDOW`] confirms in flight: once
     /// the window is full, the oldest confirm is awaited before the next publish. Whatever
     /// failed for a transient reason is sent again one by one, with reconnects.
-    pub(crate) async fn send_pipelined(
-        &self,
-        messages: &[Outgoing<'_>],
-    ) -> Result<(), PublishError> {
+    async fn send_pipelined(&self, messages: &[Outgoing<'_>]) -> Result<(), PublishError> {
         let mut again: Vec<&Outgoing<'_>> = Vec::new();
         match self.ready_lane().await {
             Err(error) if is_transient(&error) => again.extend(messages),
@@ -301,6 +266,30 @@ impl Publisher {
         }
         for message in again {
             self.send(message.clone()).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the messages on one lane, confirms pipelined as [`Publisher::send_pipelined`]
+    /// does, but stops at the first failure instead of resending: for a caller (the outbox's
+    /// relay) that keeps the messages and tries the whole batch again later.
+    pub(crate) async fn send_batch_once(
+        &self,
+        messages: &[Outgoing<'_>],
+    ) -> Result<(), PublishError> {
+        let lane = self.ready_lane().await?;
+        let mut in_flight = VecDeque::with_capacity(BATCH_WINDOW.min(messages.len()));
+        for message in messages {
+            if in_flight.len() >= BATCH_WINDOW
+                && let Some((oldest, confirm)) = in_flight.pop_front()
+            {
+                self.await_confirm(&lane, confirm, oldest).await?;
+            }
+            let confirm = self.start_publish(&lane, message).await?;
+            in_flight.push_back((message, confirm));
+        }
+        for (message, confirm) in in_flight {
+            self.await_confirm(&lane, confirm, message).await?;
         }
         Ok(())
     }
