@@ -87,7 +87,7 @@ async fn two_relays_sharing_one_table_publish_every_job_and_none_twice() {
 }
 
 #[tokio::test]
-async fn a_producer_killed_while_it_relays_loses_no_job_and_repeats_at_most_one_batch() {
+async fn a_producer_killed_while_it_relays_loses_no_job_and_repeats_at_most_a_batch_per_loop() {
     support::logs::capture();
     let vhost = Broker::shared().vhost("outbox-kill").await.unwrap();
     let database = Postgres::shared()

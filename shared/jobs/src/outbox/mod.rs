@@ -40,7 +40,11 @@ pub struct OutboxSettings {
     #[arg(long, env = "OUTBOX_MAX_UNSENT", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub max_unsent: u32,
-    /// Jobs one relay publishes per transaction.
+    /// Relay loops per process: while one publishes its batch, another claims and marks.
+    #[arg(long, env = "OUTBOX_RELAYS", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub relays: u16,
+    /// Jobs one relay loop publishes per transaction.
     #[arg(long, env = "OUTBOX_BATCH", default_value_t = 500,
           value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub batch: u32,
@@ -63,6 +67,7 @@ impl Default for OutboxSettings {
     fn default() -> Self {
         Self {
             max_unsent: 100_000,
+            relays: 2,
             batch: 500,
             poll_interval: Duration::from_secs(1),
             keep_sent: Duration::from_secs(600),

@@ -13,6 +13,7 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{OutboxSettings, backlog};
@@ -83,25 +84,47 @@ impl Relay {
         }
     }
 
-    /// Relays until `shutdown` completes (a batch under way is finished first). Failures are
-    /// logged and retried with backoff: a relay never stops on its own.
+    /// Relays until `shutdown` completes (a batch under way is finished first), with
+    /// `OUTBOX_RELAYS` loops at once: while one publishes its batch, another claims and
+    /// marks its own (they share the table as separate relays do). Failures are logged and
+    /// retried with backoff: a relay never stops on its own.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let mut shutdown = std::pin::pin!(shutdown);
+        let stop = CancellationToken::new();
+        tracing::info!(
+            batch = self.settings.batch,
+            loops = self.settings.relays,
+            "outbox relay started"
+        );
+        let loops: Vec<_> = (0..self.settings.relays.max(1))
+            .map(|n| tokio::spawn(self.clone().relay_loop(n == 0, stop.clone())))
+            .collect();
+        shutdown.await;
+        stop.cancel();
+        for running in loops {
+            if let Err(error) = running.await {
+                tracing::error!(%error, "outbox relay: a loop ended abnormally");
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    /// One loop: a batch, then at once another if it was full, else a wait for work. The
+    /// first loop also reports a backlog that is not draining and prunes sent rows.
+    async fn relay_loop(self, housekeeper: bool, stop: CancellationToken) {
         let mut listener: Option<PgListener> = None;
         let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
         let mut last_report = Instant::now();
         let mut last_prune = Instant::now();
-        tracing::info!(batch = self.settings.batch, "outbox relay started");
-        loop {
+        while !stop.is_cancelled() {
             if listener.is_none() {
                 listener = self.listen().await;
             }
             let relayed = self.relay_batch().await;
-            if last_report.elapsed() >= REPORT_EVERY {
+            if housekeeper && last_report.elapsed() >= REPORT_EVERY {
                 last_report = Instant::now();
                 self.report_lag().await;
             }
-            if last_prune.elapsed() >= PRUNE_EVERY {
+            if housekeeper && last_prune.elapsed() >= PRUNE_EVERY {
                 last_prune = Instant::now();
                 self.prune().await;
             }
@@ -122,11 +145,10 @@ impl Relay {
                 }
             };
             tokio::select! {
-                () = &mut shutdown => break,
+                () = stop.cancelled() => break,
                 () = self.pause(retry_in, &mut listener) => {}
             }
         }
-        tracing::info!("outbox relay stopped");
     }
 
     /// Listens for the table's notifications; `None` (polling only) if that fails now.
@@ -218,6 +240,12 @@ impl Relay {
                 .await
                 .map_err(database("setting a job aside"))?;
         }
+        // Losing this commit in a server crash only publishes the batch again (at least
+        // once, as a relay crash does): no need to wait for the WAL flush.
+        sqlx::query("SET LOCAL synchronous_commit = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(database("relaxing the commit"))?;
         tx.commit().await.map_err(database("committing"))?;
         tracing::debug!(relayed = sent.len(), "outbox relay: batch published");
         Ok(rows.len())
