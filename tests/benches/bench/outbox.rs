@@ -132,7 +132,7 @@ pub async fn relay_throughput(broker: &Broker, count: usize, rounds: usize, sect
     let note = format!("{count} mail jobs, best of {rounds}; the relay as the producer ships it");
     section.add("relay: jobs/s", format!("{relayed:.0}"), &note);
     section.add(
-        "direct publish_batch: jobs/s",
+        "direct publish_batch, as many at once as relay loops: jobs/s",
         format!("{direct:.0}"),
         &note,
     );
