@@ -10,7 +10,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use sqlx::postgres::PgListener;
+use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{PgConnection, PgPool};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -153,8 +153,13 @@ impl Relay {
 
     /// Listens for the table's notifications; `None` (polling only) if that fails now.
     async fn listen(&self) -> Option<PgListener> {
+        // On a connection of its own, outside the app's pool: a listener holds its
+        // connection for as long as it listens, and would take a slot of the pool away.
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
         let listening = async {
-            let mut listener = PgListener::connect_with(&self.pool).await?;
+            let mut listener = PgListener::connect_with(&own).await?;
             listener.listen(CHANNEL).await?;
             Ok::<_, sqlx::Error>(listener)
         };
