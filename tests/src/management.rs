@@ -189,6 +189,18 @@ impl Management {
             .await
     }
 
+    /// The arguments a queue was declared with.
+    pub async fn queue_arguments(
+        &self,
+        vhost: &str,
+        queue: &str,
+    ) -> Result<serde_json::Value, String> {
+        let queue: serde_json::Value = self
+            .get_json(&format!("queues/{}/{}", encode(vhost), encode(queue)))
+            .await?;
+        Ok(queue["arguments"].clone())
+    }
+
     /// The queues that have at least one consumer in `vhost`, one entry per consumer.
     pub async fn consumed_queues(&self, vhost: &str) -> Result<Vec<String>, String> {
         let consumers: Vec<Consumer> = self

@@ -8,13 +8,16 @@ use std::time::Duration;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
+use crate::nodes::{Nodes, host_port};
 use crate::topology::{Topology, TopologyError, TopologyMode};
 
 /// How to reach RabbitMQ.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AmqpSettings {
-    /// RabbitMQ URL, with the vhost percent-encoded (`%2f` is `/`). It holds a password:
-    /// `--help` does not show the environment's value, and no error repeats it.
+    /// RabbitMQ URL, with the vhost percent-encoded (`%2f` is `/`); for a cluster, each
+    /// node's URL, comma-separated (tried in a shuffled order, the next one when a node is
+    /// lost). It holds a password: `--help` does not show the environment's value, and no
+    /// error repeats it.
     #[arg(
         long = "amqp-url",
         env = "AMQP_URL",
@@ -23,7 +26,7 @@ pub struct AmqpSettings {
         hide_default_value = false,
         hide_env_values = true
     )]
-    pub url: AMQPUri,
+    pub nodes: Nodes,
     /// Heartbeat interval in seconds (0 would turn heartbeats off, so it is refused).
     #[arg(long = "amqp-heartbeat", env = "AMQP_HEARTBEAT", default_value_t = 10,
           value_parser = clap::value_parser!(u16).range(1..))]
@@ -42,7 +45,7 @@ impl AmqpSettings {
     /// Settings for `url` with the default heartbeat and timeout.
     pub fn from_url(url: &str) -> Result<Self, String> {
         Ok(Self {
-            url: parse_amqp_url(url)?,
+            nodes: Nodes::parse(url)?,
             heartbeat_secs: 10,
             connect_timeout: Duration::from_secs(5),
             topology: TopologyMode::Declare,
@@ -58,29 +61,53 @@ impl AmqpSettings {
         Ok(Topology::new(kinds)?.with_mode(self.topology))
     }
 
-    /// The URL with heartbeat and connection timeout written into its query.
+    /// Each node's URL, in this process's order, with heartbeat and connection timeout
+    /// written into its query.
     #[must_use]
-    pub fn uri(&self) -> AMQPUri {
-        let mut uri = self.url.clone();
+    pub fn node_uris(&self) -> Vec<AMQPUri> {
+        self.nodes
+            .urls()
+            .iter()
+            .map(|url| self.with_query(url))
+            .collect()
+    }
+
+    fn with_query(&self, url: &AMQPUri) -> AMQPUri {
+        let mut uri = url.clone();
         uri.query.heartbeat = Some(self.heartbeat_secs);
         uri.query.connection_timeout =
             Some(u64::try_from(self.connect_timeout.as_millis()).unwrap_or(u64::MAX));
         uri
     }
 
-    /// Host, port and vhost, without credentials, for logs and errors.
+    /// Hosts, ports and vhost, without credentials, for logs and errors.
     #[must_use]
     pub fn redacted(&self) -> String {
-        format!(
-            "{}:{} (vhost `{}`)",
-            self.url.authority.host, self.url.authority.port, self.url.vhost
-        )
+        self.nodes.redacted()
     }
 
-    /// Opens one connection named `name` (shown in the management UI).
+    /// Opens one connection named `name` (shown in the management UI) to the first node that
+    /// answers, starting one node further along than the last connection did.
     #[tracing::instrument(skip(self), fields(broker = %self.redacted()))]
     pub async fn connect(&self, name: &str) -> Result<Connection, lapin::Error> {
-        Connection::connect_uri(self.uri(), connection_properties(name)).await
+        let rotation = self.nodes.rotation();
+        let Some((last, before)) = rotation.split_last() else {
+            let none = std::io::Error::other("no RabbitMQ node configured");
+            return Err(lapin::ErrorKind::IOError(std::sync::Arc::new(none)).into());
+        };
+        for node in before {
+            match self.connect_to(node, name).await {
+                Ok(connection) => return Ok(connection),
+                Err(error) => {
+                    tracing::warn!(node = %host_port(node), %error, "node unreachable; trying the next");
+                }
+            }
+        }
+        self.connect_to(last, name).await
+    }
+
+    async fn connect_to(&self, node: &AMQPUri, name: &str) -> Result<Connection, lapin::Error> {
+        Connection::connect_uri(self.with_query(node), connection_properties(name)).await
     }
 }
 
@@ -90,56 +117,20 @@ pub fn connection_properties(name: &str) -> ConnectionProperties {
     ConnectionProperties::default().with_connection_name(name.into())
 }
 
-/// Parses an `amqp://` URL, naming what is wrong without repeating its password.
-pub fn parse_amqp_url(url: &str) -> Result<AMQPUri, String> {
-    url.parse::<AMQPUri>().map_err(|e| {
-        let shown = without_password(url);
-        format!(
-            "`{shown}` is not an amqp:// URL: {}",
-            e.replace(url, &shown)
-        )
-    })
-}
-
-/// `url` with the password of its user info (`scheme://user:password@host`) replaced by
-/// `***`, for messages and logs.
-#[must_use]
-pub fn without_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info
-                .split_once(':')
-                .map_or(user_info, |(user, _)| user);
-            let hidden = if user.len() == user_info.len() {
-                ""
-            } else {
-                ":***"
-            };
-            format!("{scheme}://{user}{hidden}@{host}{path}")
-        }
-        None => url.to_owned(),
-    }
-}
-
 /// clap's parser for `AMQP_URL`. A plain function parser would have clap quote the whole
-/// value, password included, in its error; this one reports [`parse_amqp_url`]'s message.
+/// value, password included, in its error; this one reports [`Nodes::parse`]'s message.
 #[derive(Debug, Clone, Copy)]
 struct AmqpUrlParser;
 
 impl clap::builder::TypedValueParser for AmqpUrlParser {
-    type Value = AMQPUri;
+    type Value = Nodes;
 
     fn parse_ref(
         &self,
         cmd: &clap::Command,
         arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
-    ) -> Result<AMQPUri, clap::Error> {
+    ) -> Result<Nodes, clap::Error> {
         let name = arg.map_or_else(|| "AMQP_URL".to_owned(), ToString::to_string);
         let refuse = |message: String| {
             let message = format!("invalid value for '{name}': {message}\n");
@@ -148,7 +139,7 @@ impl clap::builder::TypedValueParser for AmqpUrlParser {
         let text = value
             .to_str()
             .ok_or_else(|| refuse("the URL is not valid UTF-8".to_owned()))?;
-        parse_amqp_url(text).map_err(refuse)
+        Nodes::parse(text).map_err(refuse)
     }
 }
 

@@ -13,6 +13,7 @@ mod definitions;
 mod envelope;
 mod headers;
 mod job;
+mod nodes;
 #[cfg(feature = "outbox")]
 pub mod outbox;
 mod publisher;
@@ -35,6 +36,7 @@ pub use headers::{
     DELIVERY_COUNT, JOB_ATTEMPTS, JOB_CRASHES, JOB_ERROR, JOB_ORPHANED, header_str, header_u32,
 };
 pub use job::{Job, JobId, is_valid_kind};
+pub use nodes::{Nodes, parse_amqp_url, without_password};
 pub use publisher::{PublishError, Publisher, PublisherSettings};
 pub use retry::{RetryDecision, RetryPolicy, WaitTier};
 pub use runtime::{

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use lapin::BasicProperties;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rabbitmq_jobs::{
     AmqpSettings, BrokerUser, Job, JobError, Publisher, Role, Topology, TopologyMode,
     broker_definitions, work_queue,
@@ -73,9 +73,7 @@ async fn least_privilege_users_can_do_their_job_and_nothing_else() {
     let refused =
         Publisher::connect(&users.producer, fast_publishing(), declaring, "declaring").await;
     assert!(format!("{:?}", refused.unwrap_err()).contains("ACCESS_REFUSED"));
-    let connection = Connection::connect_uri(users.producer.uri(), ConnectionProperties::default())
-        .await
-        .unwrap();
+    let connection = users.producer.connect("raw producer").await.unwrap();
     let channel = connection.create_channel().await.unwrap();
     let consumed = channel
         .basic_consume(
@@ -116,9 +114,7 @@ async fn least_privilege_users_can_do_their_job_and_nothing_else() {
     assert_eq!(app.dead_letters(Echo::KIND, 1).await[0].error(), "never");
 
     // The worker may publish only where retries, dead letters and follow-up jobs go.
-    let connection = Connection::connect_uri(users.worker.uri(), ConnectionProperties::default())
-        .await
-        .unwrap();
+    let connection = users.worker.connect("raw worker").await.unwrap();
     let channel = connection.create_channel().await.unwrap();
     channel
         .confirm_select(ConfirmSelectOptions::default())

@@ -98,3 +98,56 @@ async fn a_worker_serves_its_other_kinds_while_one_kinds_queues_are_missing_and_
     assert_eq!(handled, Some(7));
     app.wait_until_settled(&work_queue(Late::KIND)).await;
 }
+
+#[tokio::test]
+async fn queues_are_declared_with_balanced_leaders_and_queues_declared_without_are_kept() {
+    let app = spawn_app("leader-locator").await;
+    let management = &app.vhost.management;
+    let echo = management
+        .queue_arguments(&app.vhost.name, &work_queue(Echo::KIND))
+        .await
+        .unwrap();
+    assert_eq!(echo["x-queue-leader-locator"], "balanced", "{echo}");
+
+    // The queues of `late` as an earlier version declared them: no leader locator, which the
+    // broker refuses to redeclare with one.
+    let (_connection, channel) = app.raw_channel().await;
+    let description = Topology::new([Late::KIND]).unwrap().describe();
+    for (name, args) in description
+        .queues
+        .iter()
+        .filter(|(name, _)| name.contains("late"))
+    {
+        let kept: std::collections::BTreeMap<_, _> = args
+            .inner()
+            .iter()
+            .filter(|(key, _)| key.as_str() != "x-queue-leader-locator")
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let legacy = lapin::types::FieldTable::from(kept);
+        let options = lapin::options::QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        channel
+            .queue_declare(name.as_str().into(), options, legacy)
+            .await
+            .unwrap();
+    }
+
+    let publisher = Publisher::connect(
+        &app.amqp,
+        fast_publishing(),
+        Topology::new([Late::KIND]).unwrap(),
+        "legacy",
+    )
+    .await
+    .expect("the publisher keeps the earlier queues instead of failing");
+    publisher.publish(&Late { n: 1 }).await.unwrap();
+    let late = management
+        .queue_arguments(&app.vhost.name, &work_queue(Late::KIND))
+        .await
+        .unwrap();
+    assert!(late.get("x-queue-leader-locator").is_none(), "{late}");
+    assert_eq!(app.ready(&channel, &work_queue(Late::KIND)).await, 1);
+}

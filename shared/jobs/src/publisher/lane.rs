@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::PublishError;
+use crate::nodes::{Nodes, host_port};
 use crate::topology::Topology;
 
 /// How often a blocked connection is checked for being unblocked.
@@ -38,6 +39,17 @@ impl Lane {
 
     pub(super) fn is_blocked(&self) -> bool {
         self.connection.status().blocked()
+    }
+
+    /// Closes this lane's connection in the background, so that the next publish builds a
+    /// lane afresh, on the next node: for a lane whose confirm never came (its node may be
+    /// cut off from the rest of the cluster while its socket stays up).
+    pub(super) fn abandon(&self) {
+        let connection = Arc::clone(&self.connection);
+        tokio::spawn(async move {
+            let close = connection.close(200, "no confirm in time; reconnecting".into());
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, close).await;
+        });
     }
 
     /// Waits while the broker blocks this connection (a resource alarm), at most `limit`.
@@ -72,7 +84,9 @@ impl Lane {
 
 /// The publisher's lanes, picked round-robin.
 pub(super) struct Lanes {
-    pool: Pool,
+    /// One pool per node, in the order of `nodes`.
+    pools: Vec<Pool>,
+    nodes: Nodes,
     slots: Vec<Mutex<Option<Lane>>>,
     next: AtomicUsize,
     topology: Topology,
@@ -85,9 +99,16 @@ pub(super) struct Lanes {
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Lanes {
-    pub(super) fn new(pool: Pool, count: usize, topology: Topology, timeout: Duration) -> Self {
+    pub(super) fn new(
+        pools: Vec<Pool>,
+        nodes: Nodes,
+        count: usize,
+        topology: Topology,
+        timeout: Duration,
+    ) -> Self {
         Self {
-            pool,
+            pools,
+            nodes,
             slots: (0..count.max(1)).map(|_| Mutex::new(None)).collect(),
             next: AtomicUsize::new(0),
             topology,
@@ -124,12 +145,7 @@ impl Lanes {
             .filter(|connection| connection.status().connected());
         let connection = match reusable {
             Some(connection) => connection,
-            None => Arc::new(
-                self.pool
-                    .get()
-                    .await
-                    .map_err(|e| PublishError::connection("getting a pooled connection", e))?,
-            ),
+            None => Arc::new(self.connect().await?),
         };
         let channel = connection
             .create_channel()
@@ -150,7 +166,31 @@ impl Lanes {
         Ok(lane)
     }
 
-    /// Closes every lane's channel and connection, then the pool; each lane gets
+    /// A pooled connection to the first node that answers, starting one node further along
+    /// than the last new connection did.
+    async fn connect(&self) -> Result<Object, PublishError> {
+        let start = self.nodes.next_start();
+        let count = self.pools.len();
+        let mut last = None;
+        for index in (start..start + count).map(|i| i % count) {
+            match self.pools[index].get().await {
+                Ok(connection) => return Ok(connection),
+                Err(error) => {
+                    if count > 1 {
+                        let node = host_port(&self.nodes.urls()[index]);
+                        tracing::warn!(%node, %error, "node unreachable; trying the next");
+                    }
+                    last = Some(error);
+                }
+            }
+        }
+        Err(match last {
+            Some(error) => PublishError::connection("getting a pooled connection", error),
+            None => PublishError::connection("getting a pooled connection", "no node configured"),
+        })
+    }
+
+    /// Closes every lane's channel and connection, then the pools; each lane gets
     /// [`CLOSE_TIMEOUT`], after which it is dropped.
     pub(super) async fn close(&self) {
         for slot in &self.slots {
@@ -169,6 +209,8 @@ impl Lanes {
                 }
             }
         }
-        self.pool.close();
+        for pool in &self.pools {
+            pool.close();
+        }
     }
 }

@@ -89,15 +89,31 @@ impl Publisher {
             },
             ..PoolConfig::default()
         };
-        let pool = deadpool_lapin::Config {
-            url: Some(amqp.uri().to_string()),
-            pool: Some(pool_config),
-        }
-        .create_pool(move || connection_properties(&name), Runtime::Tokio1)
-        .map_err(|e| PublishError::connection("creating the connection pool", e))?;
-        // Getting a pooled connection, opening a channel and declaring take a few round trips.
-        let lane_timeout = amqp.connect_timeout.saturating_mul(3);
-        let lanes = Lanes::new(pool, usize::from(settings.channels), topology, lane_timeout);
+        // One pool per node: a lane rebuilt after its node was lost takes the next node's.
+        let pools = amqp
+            .node_uris()
+            .into_iter()
+            .map(|uri| {
+                let name = name.clone();
+                deadpool_lapin::Config {
+                    url: Some(uri.to_string()),
+                    pool: Some(pool_config.clone()),
+                }
+                .create_pool(move || connection_properties(&name), Runtime::Tokio1)
+                .map_err(|e| PublishError::connection("creating the connection pool", e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // Getting a pooled connection (from each node in turn while they fail), opening a
+        // channel and declaring take a few round trips.
+        let nodes = u32::try_from(pools.len()).unwrap_or(u32::MAX);
+        let lane_timeout = amqp.connect_timeout.saturating_mul(2 + nodes);
+        let lanes = Lanes::new(
+            pools,
+            amqp.nodes.clone(),
+            usize::from(settings.channels),
+            topology,
+            lane_timeout,
+        );
         Ok(Self {
             inner: Arc::new(Inner { lanes, settings }),
         })
@@ -273,6 +289,7 @@ impl Publisher {
     /// Sends the messages on one lane, confirms pipelined as [`Publisher::send_pipelined`]
     /// does, but stops at the first failure instead of resending: for a caller (the outbox's
     /// relay) that keeps the messages and tries the whole batch again later.
+    #[cfg_attr(not(feature = "outbox"), allow(dead_code))]
     pub(crate) async fn send_batch_once(
         &self,
         messages: &[Outgoing<'_>],
@@ -332,8 +349,10 @@ impl Publisher {
             confirmation = confirm => confirmation
                 .map_err(|e| PublishError::connection("waiting for the confirm", e))?,
             blocked = lane.blocked_for(settings.blocked_timeout) => return Err(blocked),
-            () = tokio::time::sleep(settings.confirm_timeout) =>
-                return Err(PublishError::ConfirmTimeout(settings.confirm_timeout)),
+            () = tokio::time::sleep(settings.confirm_timeout) => {
+                lane.abandon();
+                return Err(PublishError::ConfirmTimeout(settings.confirm_timeout));
+            }
         };
         match confirmation {
             Confirmation::Ack(None) => Ok(()),

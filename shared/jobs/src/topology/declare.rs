@@ -6,7 +6,9 @@ use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{FieldTable, ShortString};
 use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 
-use super::{Topology, TopologyDescription, TopologyError, TopologyMode, owning_kind};
+use super::{
+    LEADER_LOCATOR, Topology, TopologyDescription, TopologyError, TopologyMode, owning_kind,
+};
 
 #[derive(Debug, Default)]
 pub struct Declared {
@@ -51,26 +53,21 @@ impl Topology {
     /// closes its channel, so the next kind gets a fresh one.
     #[tracing::instrument(skip_all, fields(kinds = self.kinds.len(), mode = ?self.mode))]
     pub async fn declare(&self, connection: &Connection) -> Result<Declared, TopologyError> {
-        let open = || async {
-            connection
-                .create_channel()
-                .await
-                .map_err(|source| TopologyError::Declare {
-                    what: "a channel for the topology".to_owned(),
-                    source,
-                })
-        };
-        let description = self.describe();
-        let mut channel = open().await?;
-        self.declare_part(&channel, &description, None).await?;
+        let descriptions = [self.describe(), self.describe().without_leader_locator()];
+        let mut channel = open_channel(connection).await?;
+        self.declare_either(connection, &mut channel, &descriptions, None)
+            .await?;
         let mut declared = Declared::default();
         for kind in &self.kinds {
-            match self.declare_part(&channel, &description, Some(kind)).await {
+            match self
+                .declare_either(connection, &mut channel, &descriptions, Some(kind))
+                .await
+            {
                 Ok(()) => {}
                 Err(error) if error.is_refused() => {
                     tracing::error!(kind, %error, "the broker refused this kind's queues; its jobs wait until they exist");
                     declared.refused.push((kind.clone(), error));
-                    channel = open().await?;
+                    channel = open_channel(connection).await?;
                 }
                 Err(error) => return Err(error),
             }
@@ -78,6 +75,29 @@ impl Topology {
         // Best effort: the channel has done its work, and the connection outlives it.
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, channel.close(200, "declared".into())).await;
         Ok(declared)
+    }
+
+    /// Declares a part as described, or, when its queues predate the leader locator, as they
+    /// were declared then (on a fresh channel: the refusal closed the first).
+    async fn declare_either(
+        &self,
+        connection: &Connection,
+        channel: &mut Channel,
+        [current, earlier]: &[TopologyDescription; 2],
+        kind: Option<&String>,
+    ) -> Result<(), TopologyError> {
+        match self.declare_part(channel, current, kind).await {
+            Err(error) if predates_leader_locator(&error) => {
+                tracing::warn!(
+                    kind,
+                    "queues declared by an earlier version, without {LEADER_LOCATOR}: kept as \
+                     they are (a `queue-leader-locator` policy spreads their leaders)"
+                );
+                *channel = open_channel(connection).await?;
+                self.declare_part(channel, earlier, kind).await
+            }
+            result => result,
+        }
     }
 
     /// Declares the part of the topology that belongs to `kind`, or the shared part for `None`.
@@ -111,6 +131,26 @@ impl Topology {
             }
         }
         Ok(())
+    }
+}
+
+async fn open_channel(connection: &Connection) -> Result<Channel, TopologyError> {
+    connection
+        .create_channel()
+        .await
+        .map_err(|source| TopologyError::Declare {
+            what: "a channel for the topology".to_owned(),
+            source,
+        })
+}
+
+/// The broker refused a queue because it exists without the leader locator.
+fn predates_leader_locator(error: &TopologyError) -> bool {
+    match error {
+        TopologyError::Declare { source, .. } => {
+            is_refusal(source) && source.to_string().contains(LEADER_LOCATOR)
+        }
+        TopologyError::InvalidKind(_) => false,
     }
 }
 

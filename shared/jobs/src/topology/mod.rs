@@ -196,6 +196,25 @@ impl Topology {
     }
 }
 
+impl TopologyDescription {
+    /// The same, without [`LEADER_LOCATOR`]: for queues declared by a version that did not
+    /// set it, which the broker refuses to declare again with another argument.
+    #[must_use]
+    pub(crate) fn without_leader_locator(&self) -> Self {
+        let mut description = self.clone();
+        for (_, args) in &mut description.queues {
+            let kept: std::collections::BTreeMap<_, _> = args
+                .inner()
+                .iter()
+                .filter(|(key, _)| key.as_str() != LEADER_LOCATOR)
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect();
+            *args = FieldTable::from(kept);
+        }
+        description
+    }
+}
+
 /// The topology as data.
 #[derive(Debug, Clone, Default)]
 pub struct TopologyDescription {
@@ -228,11 +247,17 @@ fn work_args() -> FieldTable {
     args
 }
 
+/// A quorum queue whose leader goes to the node with the fewest leaders, so that in a
+/// cluster the queues' work spreads over the nodes (with one node, it is that node).
 fn quorum_args() -> FieldTable {
     let mut args = FieldTable::default();
     args.insert("x-queue-type".into(), long_string("quorum"));
+    args.insert(LEADER_LOCATOR.into(), long_string("balanced"));
     args
 }
+
+/// The argument that places a quorum queue's leader (RabbitMQ 3.10 and later).
+pub(crate) const LEADER_LOCATOR: &str = "x-queue-leader-locator";
 
 /// A quorum queue whose dead letters go to `exchange` at least once: the broker keeps a
 /// message until the target queue confirms it (this needs `reject-publish` overflow).
