@@ -17,7 +17,7 @@ use crate::management::Management;
 pub const DEFAULT_IMAGE: &str = "rabbitmq:4-management";
 
 /// Statistics every 500 ms instead of 5 s, so queue counts in the management API are fresh.
-const TEST_CONFIG: &str = "collect_statistics_interval = 500\n";
+pub(crate) const TEST_CONFIG: &str = "collect_statistics_interval = 500\n";
 
 /// A running broker.
 #[derive(Debug)]
@@ -262,7 +262,7 @@ impl Broker {
 }
 
 /// Runs `docker <args>`, bounded by two minutes.
-async fn docker(args: &[&str]) -> Result<(), String> {
+pub(crate) async fn docker(args: &[&str]) -> Result<(), String> {
     let what = format!("docker {}", args.first().unwrap_or(&""));
     let running = tokio::process::Command::new("docker").args(args).output();
     let output = tokio::time::timeout(Duration::from_secs(120), running)

@@ -4,6 +4,7 @@
 
 pub mod broker;
 pub mod chaos;
+pub mod cluster;
 pub mod images;
 pub mod logs;
 pub mod management;
@@ -11,6 +12,7 @@ pub mod postgres;
 pub mod wait;
 
 pub use broker::{Broker, Vhost};
+pub use cluster::Cluster;
 pub use management::{Management, QueueStats};
 pub use postgres::{AppDatabase, Postgres, test_roles, unique_prefix};
 pub use wait::wait_until;

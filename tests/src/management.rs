@@ -303,6 +303,53 @@ impl Management {
             .ok_or_else(|| "the broker lists no node".to_owned())
     }
 
+    /// The cluster's nodes that this node sees running, by name (`rabbit@host`).
+    pub async fn running_nodes(&self) -> Result<Vec<String>, String> {
+        let nodes: Vec<serde_json::Value> = self.get_json("nodes").await?;
+        Ok(nodes
+            .iter()
+            .filter(|node| node["running"].as_bool() == Some(true))
+            .filter_map(|node| node["name"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// Network partitions this node reports (names of the nodes it is cut off from).
+    pub async fn partitions(&self) -> Result<Vec<String>, String> {
+        let nodes: Vec<serde_json::Value> = self.get_json("nodes").await?;
+        Ok(nodes
+            .iter()
+            .filter_map(|node| node["partitions"].as_array())
+            .flatten()
+            .filter_map(|name| name.as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// The node (`rabbit@host`) of each connection whose client name starts with `prefix`.
+    pub async fn nodes_of_clients(&self, prefix: &str) -> Result<Vec<String>, String> {
+        let connections: Vec<serde_json::Value> = self.get_json("connections").await?;
+        Ok(connections
+            .iter()
+            .filter(|c| {
+                c["client_properties"]["connection_name"]
+                    .as_str()
+                    .is_some_and(|name| name.starts_with(prefix))
+            })
+            .filter_map(|c| c["node"].as_str().map(str::to_owned))
+            .collect())
+    }
+
+    /// The node (`rabbit@host`) holding a quorum queue's leader.
+    pub async fn queue_leader(&self, vhost: &str, queue: &str) -> Result<String, String> {
+        let queue: serde_json::Value = self
+            .get_json(&format!("queues/{}/{}", encode(vhost), encode(queue)))
+            .await?;
+        queue["leader"]
+            .as_str()
+            .or_else(|| queue["node"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no leader in {queue}"))
+    }
+
     /// The overview document (versions, totals, message rates).
     pub async fn overview(&self) -> Result<serde_json::Value, String> {
         self.get_json("overview").await

@@ -283,7 +283,7 @@ pub struct RunningWorker {
 }
 
 impl RunningWorker {
-    fn start(worker: Worker) -> Self {
+    pub fn start(worker: Worker) -> Self {
         Self::spawn(move || async move { worker })
     }
 

@@ -97,7 +97,7 @@ impl Publisher {
                 let name = name.clone();
                 deadpool_lapin::Config {
                     url: Some(uri.to_string()),
-                    pool: Some(pool_config.clone()),
+                    pool: Some(pool_config),
                 }
                 .create_pool(move || connection_properties(&name), Runtime::Tokio1)
                 .map_err(|e| PublishError::connection("creating the connection pool", e))

@@ -1,0 +1,236 @@
+//! A three-node RabbitMQ cluster for tests, on a Docker network of its own, with the faults
+//! a cluster must survive: a node killed, brought back, or cut off from the others.
+//!
+//! The nodes find each other from a `classic_config` list in `conf.d` and share an Erlang
+//! cookie, as in `compose.cluster.yaml`. Each node's AMQP and management ports are published
+//! on fixed host ports, so that clients find a node again after it restarts or reconnects.
+
+use std::time::Duration;
+
+use testcontainers::core::{ContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+
+use crate::broker::{TEST_CONFIG, docker, image};
+use crate::management::Management;
+use crate::wait::wait_until;
+
+/// How many nodes: the smallest cluster that keeps a majority with one node lost.
+pub const NODES: usize = 3;
+/// Forming takes about 25 s here; RabbitMQ 3.10 waits for a peer lock first.
+const FORMING: Duration = Duration::from_secs(180);
+
+/// One node of a [`Cluster`].
+#[derive(Debug)]
+pub struct ClusterNode {
+    /// Host name on the cluster's network, and container name.
+    pub host: String,
+    /// The host port published for AMQP.
+    pub amqp_port: u16,
+    /// This node's management API.
+    pub management: Management,
+    container: ContainerAsync<GenericImage>,
+}
+
+impl ClusterNode {
+    /// The node's Erlang name, as the broker reports it.
+    #[must_use]
+    pub fn node_name(&self) -> String {
+        format!("rabbit@{}", self.host)
+    }
+
+    /// The container's id.
+    #[must_use]
+    pub fn container_id(&self) -> &str {
+        self.container.id()
+    }
+}
+
+/// Three RabbitMQ nodes clustered; removed (containers and network) when dropped.
+#[derive(Debug)]
+pub struct Cluster {
+    /// The Docker network the nodes talk over.
+    pub network: String,
+    /// The nodes, in the order of their host names.
+    pub nodes: Vec<ClusterNode>,
+}
+
+impl Cluster {
+    /// Starts three nodes at once and waits until each sees all three running.
+    pub async fn start(label: &str) -> Result<Cluster, String> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let prefix = format!("{label}-{}", &id[..8]);
+        let network = format!("{prefix}-net");
+        let hosts: Vec<String> = (1..=NODES).map(|i| format!("{prefix}-rabbit{i}")).collect();
+        let config = cluster_config(&hosts);
+        let starting = hosts
+            .iter()
+            .map(|host| start_node(host, &network, &id, &config));
+        let nodes = futures_util::future::try_join_all(starting).await?;
+        let cluster = Cluster { network, nodes };
+        for index in 0..NODES {
+            cluster.wait_until_clustered(index).await?;
+        }
+        Ok(cluster)
+    }
+
+    /// Every node's AMQP URL into `vhost`, comma-separated: what `AMQP_URL` takes.
+    #[must_use]
+    pub fn amqp_urls(&self, vhost: &str) -> String {
+        let vhost = vhost.replace('/', "%2f");
+        self.nodes
+            .iter()
+            .map(|node| format!("amqp://guest:guest@127.0.0.1:{}/{vhost}", node.amqp_port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The index of the node named `rabbit@host`.
+    pub fn index_of(&self, node_name: &str) -> Result<usize, String> {
+        self.nodes
+            .iter()
+            .position(|node| node.node_name() == node_name)
+            .ok_or_else(|| format!("{node_name} is not a node of this cluster"))
+    }
+
+    /// The management API of a node other than `except` (one that is up while it is down).
+    #[must_use]
+    pub fn management_besides(&self, except: usize) -> &Management {
+        &self.nodes[(except + 1) % NODES].management
+    }
+
+    /// Waits until node `index` sees all three nodes running and no partition.
+    pub async fn wait_until_clustered(&self, index: usize) -> Result<(), String> {
+        let management = &self.nodes[index].management;
+        management.wait_until_up().await?;
+        let what = format!("{} to see {NODES} nodes running", self.nodes[index].host);
+        let seen = std::sync::Mutex::new(String::new());
+        let waited = wait_until(FORMING, &what, || async {
+            let running = management.running_nodes().await;
+            let partitions = management.partitions().await;
+            let whole = running.as_ref().is_ok_and(|n| n.len() == NODES)
+                && partitions.as_ref().is_ok_and(Vec::is_empty);
+            if let Ok(mut seen) = seen.lock() {
+                *seen = format!("running {running:?}, partitions {partitions:?}");
+            }
+            whole
+        })
+        .await;
+        waited.map_err(|e| {
+            format!(
+                "{e}; last seen: {}",
+                seen.lock().map(|s| s.clone()).unwrap_or_default()
+            )
+        })
+    }
+
+    /// `docker kill`s node `index` (SIGKILL: no goodbye to clients or peers).
+    pub async fn kill(&self, index: usize) -> Result<(), String> {
+        docker(&["kill", self.nodes[index].container_id()]).await
+    }
+
+    /// `docker start`s a killed node and waits until the whole cluster sees it back.
+    pub async fn restart(&self, index: usize) -> Result<(), String> {
+        docker(&["start", self.nodes[index].container_id()]).await?;
+        for node in 0..NODES {
+            self.wait_until_clustered(node).await?;
+        }
+        Ok(())
+    }
+
+    /// Cuts node `index` off the cluster's network: its peers and its clients lose it, while
+    /// it keeps running on its own.
+    pub async fn disconnect(&self, index: usize) -> Result<(), String> {
+        docker(&[
+            "network",
+            "disconnect",
+            &self.network,
+            self.nodes[index].container_id(),
+        ])
+        .await
+    }
+
+    /// Puts node `index` back on the network and waits until the cluster is whole again.
+    pub async fn reconnect(&self, index: usize) -> Result<(), String> {
+        let node = &self.nodes[index];
+        docker(&[
+            "network",
+            "connect",
+            "--alias",
+            &node.host,
+            &self.network,
+            node.container_id(),
+        ])
+        .await?;
+        for node in 0..NODES {
+            self.wait_until_clustered(node).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The peer discovery list and partition handling of `deploy/rabbitmq/20-cluster.conf` (as
+/// `compose.cluster.yaml` uses it), plus the test
+/// brokers' quick statistics.
+fn cluster_config(hosts: &[String]) -> String {
+    let mut config = String::from(TEST_CONFIG);
+    config.push_str("cluster_formation.peer_discovery_backend = classic_config\n");
+    for (i, host) in hosts.iter().enumerate() {
+        config.push_str(&format!(
+            "cluster_formation.classic_config.nodes.{} = rabbit@{host}\n",
+            i + 1
+        ));
+    }
+    config.push_str("cluster_partition_handling = autoheal\n");
+    config
+}
+
+/// `deploy/rabbitmq/advanced.config`: peers declared down after 10 s of silence.
+const ADVANCED_CONFIG: &str = include_str!("../../deploy/rabbitmq/advanced.config");
+
+async fn start_node(
+    host: &str,
+    network: &str,
+    cookie: &str,
+    config: &str,
+) -> Result<ClusterNode, String> {
+    let (name, tag) = image();
+    let (amqp_port, management_port) = (free_port()?, free_port()?);
+    let container = GenericImage::new(name.clone(), tag.clone())
+        .with_exposed_port(ContainerPort::Tcp(5672))
+        .with_exposed_port(ContainerPort::Tcp(15672))
+        .with_wait_for(WaitFor::message_on_either_std("Server startup complete"))
+        .with_network(network)
+        .with_container_name(host)
+        .with_hostname(host)
+        .with_env_var("RABBITMQ_ERLANG_COOKIE", cookie)
+        .with_mapped_port(amqp_port, ContainerPort::Tcp(5672))
+        .with_mapped_port(management_port, ContainerPort::Tcp(15672))
+        .with_copy_to(
+            "/etc/rabbitmq/conf.d/90-tests.conf",
+            config.as_bytes().to_vec(),
+        )
+        .with_copy_to(
+            "/etc/rabbitmq/advanced.config",
+            ADVANCED_CONFIG.as_bytes().to_vec(),
+        )
+        .with_label("jobs-tests", "rabbitmq-cluster")
+        .with_startup_timeout(FORMING)
+        .start()
+        .await
+        .map_err(|e| format!("starting {name}:{tag} as {host}: {e}"))?;
+    Ok(ClusterNode {
+        host: host.to_owned(),
+        amqp_port,
+        management: Management::new(format!("http://127.0.0.1:{management_port}")),
+        container,
+    })
+}
+
+/// A host port nothing listens on now (the kernel's pick; the node takes it a moment later).
+fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .map_err(|e| format!("finding a free port: {e}"))
+}
