@@ -71,7 +71,7 @@ impl StoreError {
     }
 
     /// Whether the server or the pool gave up waiting (rather than the query failing).
-    fn is_timeout(&self) -> bool {
+    pub(crate) fn is_timeout(&self) -> bool {
         let sql = match self {
             Self::Timeout { .. } => return true,
             Self::Database(sql) | Self::Migration(sqlx::migrate::MigrateError::Execute(sql)) => sql,

@@ -62,13 +62,6 @@ impl Database {
         what: &'static str,
         write: impl Future<Output = Result<T, WriteError>> + Send + 'static,
     ) -> Result<T, WriteError> {
-        let after = self.timeout();
-        match tokio::time::timeout(after, tokio::spawn(write)).await {
-            Ok(Ok(written)) => written,
-            Ok(Err(lost)) => Err(WriteError::Store(StoreError::Database(sqlx::Error::Io(
-                std::io::Error::other(lost),
-            )))),
-            Err(_) => Err(WriteError::Store(StoreError::Timeout { what, after })),
-        }
+        self.spawned(what, write).await
     }
 }

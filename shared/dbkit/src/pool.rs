@@ -132,16 +132,38 @@ impl Database {
         T: Send + 'static,
         E: Into<StoreError> + Send + 'static,
     {
-        let task = tokio::spawn(transaction);
-        let joined = async {
-            match task.await {
-                Ok(done) => done.map_err(Into::into),
-                Err(e) => Err(StoreError::Database(sqlx::Error::Io(
-                    std::io::Error::other(e),
-                ))),
+        let after = self.timeout;
+        let converted = async move { transaction.await.map_err(Into::into) };
+        self.spawned(what, converted)
+            .await
+            .map_err(|error: StoreError| {
+                if error.is_timeout() {
+                    StoreError::Timeout { what, after }
+                } else {
+                    error
+                }
+            })
+    }
+
+    /// Runs `work` in a task of its own (see [`Database::in_task`]) and waits at most this
+    /// database's bound, keeping the work's own error type.
+    pub(crate) async fn spawned<T, E>(
+        &self,
+        what: &'static str,
+        work: impl Future<Output = Result<T, E>> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let after = self.timeout;
+        match tokio::time::timeout(after, tokio::spawn(work)).await {
+            Ok(Ok(done)) => done,
+            Ok(Err(lost)) => {
+                Err(StoreError::Database(sqlx::Error::Io(std::io::Error::other(lost))).into())
             }
-        };
-        self.bounded(what, joined).await
+            Err(_) => Err(StoreError::Timeout { what, after }.into()),
+        }
     }
 
     /// Whether the database answers.

@@ -19,7 +19,7 @@ pub use self::relay::Relay;
 use crate::connection::parse_duration;
 use crate::envelope::EncodedJob;
 use crate::job::{Job, JobId};
-use crate::publisher::PublishError;
+use crate::publisher::{PublishError, check_size, encode_within};
 
 /// The outbox's migrations, built in, with a history table of their own so that they sit
 /// beside any domain's.
@@ -121,14 +121,7 @@ impl Outbox {
 
     /// Encodes a job for [`Outbox::enqueue`], checking its size.
     pub fn encode<J: Job>(&self, job: &J) -> Result<EncodedJob, OutboxError> {
-        let encoded = EncodedJob::encode(job).map_err(|source| {
-            OutboxError::Job(PublishError::Encode {
-                kind: J::KIND.to_owned(),
-                source,
-            })
-        })?;
-        self.check_size(&encoded)?;
-        Ok(encoded)
+        encode_within(job, self.settings.max_message_size).map_err(OutboxError::Job)
     }
 
     /// Writes `jobs` in the caller's transaction (pass `&mut *tx`): they are published once
@@ -175,15 +168,7 @@ impl Outbox {
     }
 
     fn check_size(&self, job: &EncodedJob) -> Result<(), OutboxError> {
-        let max = self.settings.max_message_size;
-        if job.body.len() > max {
-            return Err(OutboxError::Job(PublishError::TooLarge {
-                kind: job.kind.to_owned(),
-                size: job.body.len(),
-                max,
-            }));
-        }
-        Ok(())
+        check_size(job, self.settings.max_message_size).map_err(OutboxError::Job)
     }
 }
 

@@ -182,24 +182,11 @@ impl Publisher {
     }
 
     fn encode<J: Job>(&self, job: &J) -> Result<EncodedJob, PublishError> {
-        let encoded = EncodedJob::encode(job).map_err(|source| PublishError::Encode {
-            kind: J::KIND.to_owned(),
-            source,
-        })?;
-        self.check_size(&encoded)?;
-        Ok(encoded)
+        encode_within(job, self.inner.settings.max_message_size)
     }
 
     fn check_size(&self, job: &EncodedJob) -> Result<(), PublishError> {
-        let max = self.inner.settings.max_message_size;
-        if job.body.len() > max {
-            return Err(PublishError::TooLarge {
-                kind: job.kind.to_owned(),
-                size: job.body.len(),
-                max,
-            });
-        }
-        Ok(())
+        check_size(job, self.inner.settings.max_message_size)
     }
 
     /// Publishes one message, reconnecting when the connection is lost, all within the
@@ -370,6 +357,29 @@ impl Publisher {
             )),
         }
     }
+}
+
+/// Encodes `job`, refusing it if its body is over `max` bytes: the one check for direct
+/// publishing and for the outbox.
+pub(crate) fn encode_within<J: Job>(job: &J, max: usize) -> Result<EncodedJob, PublishError> {
+    let encoded = EncodedJob::encode(job).map_err(|source| PublishError::Encode {
+        kind: J::KIND.to_owned(),
+        source,
+    })?;
+    check_size(&encoded, max)?;
+    Ok(encoded)
+}
+
+/// Refuses a job whose body is over `max` bytes.
+pub(crate) fn check_size(job: &EncodedJob, max: usize) -> Result<(), PublishError> {
+    if job.body.len() > max {
+        return Err(PublishError::TooLarge {
+            kind: job.kind.to_owned(),
+            size: job.body.len(),
+            max,
+        });
+    }
+    Ok(())
 }
 
 /// Worth retrying at once on a fresh lane: the connection or channel went away.
