@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow};
 use lapin::options::{BasicAckOptions, BasicGetOptions};
-use lapin::{Connection, ConnectionProperties};
 
 use crate::plants::Planted;
 use crate::stack::Stack;
@@ -31,10 +30,7 @@ pub async fn read_all(stack: &Stack) -> anyhow::Result<Vec<DeadLetter>> {
         .queues("/")
         .await
         .map_err(|e| anyhow!(e))?;
-    let connect = Connection::connect(
-        &stack.amqp_url,
-        ConnectionProperties::default().with_connection_name("chaos dlq reader".into()),
-    );
+    let connect = crate::stack::connect(&stack.amqp_url, "chaos dlq reader");
     let connection = tokio::time::timeout(STEP, connect)
         .await
         .context("connecting to read the DLQs timed out")??;

@@ -135,7 +135,12 @@ impl Injector<'_> {
         match fault {
             Fault::RestartBroker => {
                 let began = Instant::now();
-                self.stack.broker.restart().await.map_err(|e| anyhow!(e))?;
+                self.stack
+                    .broker
+                    .one()?
+                    .restart()
+                    .await
+                    .map_err(|e| anyhow!(e))?;
                 Ok(Injected::now(format!(
                     "broker back after {:.1} s",
                     began.elapsed().as_secs_f64()
@@ -158,6 +163,8 @@ impl Injector<'_> {
             Fault::MemoryAlarm => self.alarm(crate::alarms::Alarm::Memory).await,
             Fault::DiskAlarm => self.alarm(crate::alarms::Alarm::Disk).await,
             Fault::Plant(plant) => self.plant(plant).await,
+            Fault::KillNode(target) => self.kill_node(target).await,
+            Fault::CutNode => self.cut_node().await,
         }
     }
 

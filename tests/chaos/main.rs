@@ -13,9 +13,11 @@ mod account;
 mod alarms;
 mod books;
 mod broker_view;
+mod brokers;
 mod dlq;
 mod faults;
 mod load;
+mod nodes;
 mod outage;
 mod photo_checks;
 mod plants;
@@ -51,8 +53,11 @@ async fn main() -> ExitCode {
     let profile = match std::env::args().skip(1).collect::<Vec<_>>().as_slice() {
         [] => Profile::full(),
         [quick] if quick == "--quick" => Profile::quick(),
+        [cluster] if cluster == "--cluster" => Profile::cluster(),
         _ => {
-            println!("usage: chaos [--quick]   (see CHAOS.md and the README's \"Chaos run\")");
+            println!(
+                "usage: chaos [--quick | --cluster]   (see CHAOS.md and the README's \"Chaos run\")"
+            );
             return ExitCode::from(2);
         }
     };
@@ -131,7 +136,12 @@ async fn run(profile: &Profile, paths: &Paths) -> anyhow::Result<Report> {
         paths.run_dir.display()
     );
     println!(
-        "==> starting RabbitMQ, PostgreSQL, the producer and {} workers",
+        "==> starting RabbitMQ ({}), PostgreSQL, the producer and {} workers",
+        if profile.cluster {
+            "three nodes"
+        } else {
+            "one node"
+        },
         profile.workers
     );
     let stack = Stack::start(profile, paths).await?;
@@ -148,9 +158,10 @@ async fn run(profile: &Profile, paths: &Paths) -> anyhow::Result<Report> {
         elapsed: began.elapsed(),
         machine: Machine::here(rabbitmq, stack.postgres_version.clone()),
         images: format!(
-            "image {}",
+            "image {}, {}",
             std::env::var("RABBITMQ_IMAGE")
-                .unwrap_or_else(|_| support::broker::DEFAULT_IMAGE.to_owned())
+                .unwrap_or_else(|_| support::broker::DEFAULT_IMAGE.to_owned()),
+            stack.broker.describe()
         ),
         schedule: described,
         load,

@@ -16,7 +16,12 @@ pub const OUTAGE: Duration = Duration::from_secs(30);
 impl Injector<'_> {
     pub(crate) async fn outage(&self) -> anyhow::Result<Injected> {
         let began = Utc::now();
-        self.stack.broker.stop().await.map_err(|e| anyhow!(e))?;
+        self.stack
+            .broker
+            .one()?
+            .stop()
+            .await
+            .map_err(|e| anyhow!(e))?;
         let stopped = Instant::now();
         // The fault is the broker's absence for this long; the uploads meanwhile are the
         // load's, which does not pause.
@@ -24,7 +29,12 @@ impl Injector<'_> {
         let accepted = self.books.answered_since(202, began);
         let refused = self.books.answered_since(503, began);
         let down = stopped.elapsed();
-        self.stack.broker.start().await.map_err(|e| anyhow!(e))?;
+        self.stack
+            .broker
+            .one()?
+            .start()
+            .await
+            .map_err(|e| anyhow!(e))?;
         let mut injected = Injected::now(format!(
             "broker down {:.0} s, back after {:.1} s more: {accepted} uploads accepted meanwhile, {refused} refused",
             down.as_secs_f64(),

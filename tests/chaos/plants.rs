@@ -6,8 +6,8 @@ use std::fmt;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use lapin::BasicProperties;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
 use rabbitmq_jobs::{Job, Publisher};
 use serde_json::json;
 use support::chaos::{ChaosAbort, ChaosEffect, ChaosPanic};
@@ -143,10 +143,7 @@ fn raw_body(plant: Plant, id: &str) -> Vec<u8> {
 }
 
 async fn publish_raw(amqp_url: &str, id: &str, body: &[u8]) -> anyhow::Result<()> {
-    let connect = Connection::connect(
-        amqp_url,
-        ConnectionProperties::default().with_connection_name("chaos plants".into()),
-    );
+    let connect = crate::stack::connect(amqp_url, "chaos plants");
     let connection = tokio::time::timeout(STEP, connect)
         .await
         .context("connecting for a raw publish timed out")??;

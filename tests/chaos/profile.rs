@@ -33,6 +33,15 @@ pub struct Profile {
     pub drain_deadline: Duration,
     /// Jobs that must be accepted at least, all sources together.
     pub min_jobs: usize,
+    /// A three-node cluster instead of one broker.
+    pub cluster: bool,
+    /// Nodes killed and started again (cluster only): the producer's node, then the
+    /// leaders' node, in turn.
+    pub node_kills: usize,
+    /// Times the leaders' node is cut off the network and put back (cluster only).
+    pub node_cuts: usize,
+    /// The single broker's resource alarms and the planted poison.
+    pub alarms_and_poison: bool,
 }
 
 impl Profile {
@@ -53,6 +62,10 @@ impl Profile {
             warm_up: Duration::from_secs(10),
             drain_deadline: Duration::from_secs(600),
             min_jobs: 10_000,
+            cluster: false,
+            node_kills: 0,
+            node_cuts: 0,
+            alarms_and_poison: true,
         }
     }
 
@@ -72,6 +85,29 @@ impl Profile {
             warm_up: Duration::from_secs(8),
             drain_deadline: Duration::from_secs(300),
             min_jobs: 2_000,
+            cluster: false,
+            node_kills: 0,
+            node_cuts: 0,
+            alarms_and_poison: true,
+        }
+    }
+
+    /// The cluster's faults (`--cluster`): the load of the quick profile while nodes are
+    /// killed and started again (the producer's, then the leaders') and one is cut off the
+    /// network; worker faults beside them.
+    pub fn cluster() -> Self {
+        Self {
+            name: "cluster",
+            restarts: 0,
+            outages: 0,
+            closes: 1,
+            kills: 1,
+            freezes: 0,
+            cluster: true,
+            node_kills: 2,
+            node_cuts: 1,
+            alarms_and_poison: false,
+            ..Self::quick()
         }
     }
 

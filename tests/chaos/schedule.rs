@@ -27,6 +27,20 @@ pub enum Fault {
     DiskAlarm,
     /// A poisonous job or message.
     Plant(Plant),
+    /// A cluster node killed (`docker kill`), then started again once the others noticed.
+    KillNode(NodeTarget),
+    /// The node holding the queues' leaders cut off the network until new leaders are
+    /// elected, then put back.
+    CutNode,
+}
+
+/// Which node a node fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeTarget {
+    /// The node the producer's publisher is connected to.
+    Producers,
+    /// The node holding the leader of the first chaos kind's queue.
+    Leaders,
 }
 
 impl Fault {
@@ -41,6 +55,8 @@ impl Fault {
             Self::MemoryAlarm | Self::DiskAlarm => 25,
             Self::Plant(Plant::Abort) => 25,
             Self::Plant(_) => 6,
+            Self::KillNode(_) => 60,
+            Self::CutNode => 90,
         })
     }
 }
@@ -62,6 +78,13 @@ impl fmt::Display for Fault {
             Self::MemoryAlarm => write!(f, "memory alarm raised, then lifted"),
             Self::DiskAlarm => write!(f, "disk alarm raised, then lifted"),
             Self::Plant(plant) => write!(f, "poison: {plant}"),
+            Self::KillNode(NodeTarget::Producers) => {
+                write!(f, "the producer's node killed, then started again")
+            }
+            Self::KillNode(NodeTarget::Leaders) => {
+                write!(f, "the leaders' node killed, then started again")
+            }
+            Self::CutNode => write!(f, "the leaders' node cut off the network, then put back"),
         }
     }
 }
@@ -79,16 +102,27 @@ pub fn plan(profile: &Profile) -> Vec<Planned> {
     let workers = profile.workers.max(1);
     let kills = (0..profile.kills).map(|n| Fault::KillWorker(n % workers));
     let freezes = (0..profile.freezes).map(|n| Fault::FreezeWorker((n + 1) % workers));
-    let groups: Vec<Vec<Fault>> = vec![
+    let node_kills = (0..profile.node_kills).map(|n| {
+        Fault::KillNode(if n % 2 == 0 {
+            NodeTarget::Producers
+        } else {
+            NodeTarget::Leaders
+        })
+    });
+    let mut groups: Vec<Vec<Fault>> = vec![
         vec![Fault::RestartBroker; profile.restarts],
         vec![Fault::BrokerDown; profile.outages],
         vec![Fault::CloseConnections; profile.closes],
         kills.collect(),
         freezes.collect(),
-        vec![Fault::MemoryAlarm],
-        vec![Fault::DiskAlarm],
-        Plant::ALL.iter().map(|p| Fault::Plant(*p)).collect(),
+        node_kills.collect(),
+        vec![Fault::CutNode; profile.node_cuts],
     ];
+    if profile.alarms_and_poison {
+        groups.push(vec![Fault::MemoryAlarm]);
+        groups.push(vec![Fault::DiskAlarm]);
+        groups.push(Plant::ALL.iter().map(|p| Fault::Plant(*p)).collect());
+    }
     // Each group spread evenly: its i-th of n sits at (i + 0.5) / n of the run.
     let mut placed: Vec<(f64, usize, Fault)> = Vec::new();
     for (group, faults) in groups.iter().enumerate() {

@@ -8,9 +8,10 @@ use std::time::Duration;
 use anyhow::{Context, anyhow};
 use rabbitmq_jobs::{AmqpSettings, Publisher, PublisherSettings, Topology};
 use sqlx::PgPool;
-use support::{Broker, Postgres, chaos, wait_until};
+use support::{Postgres, chaos, wait_until};
 use tokio::process::Child;
 
+use crate::brokers::Brokers;
 use crate::procs::{self, Spec};
 use crate::profile::Profile;
 use crate::workers::Workers;
@@ -41,7 +42,7 @@ impl Drop for TempDir {
 pub struct Stack {
     pub workers: Workers,
     _producer: Child,
-    pub broker: Broker,
+    pub broker: Brokers,
     pub publisher: Publisher,
     pub pool: PgPool,
     pub amqp_url: String,
@@ -62,10 +63,8 @@ impl Stack {
     /// are ready.
     pub async fn start(profile: &Profile, paths: &Paths) -> anyhow::Result<Self> {
         let (amqp_port, ui_port, http_port) = (free_port()?, free_port()?, free_port()?);
-        let broker = Broker::dedicated_on_ports(amqp_port, ui_port)
-            .await
-            .map_err(|e| anyhow!(e))?;
-        let amqp_url = broker.amqp_url("/");
+        let broker = Brokers::start(profile.cluster, amqp_port, ui_port).await?;
+        let amqp_url = broker.amqp_url();
         // Set up as `db-setup` does: the producer and the workers log in as their roles.
         let database = tokio::task::spawn_blocking(Postgres::shared)
             .await?
@@ -156,6 +155,13 @@ impl Stack {
             .map_err(|_| anyhow!("rabbitmqctl {args:?} took over 60 s"))?
             .map_err(|e| anyhow!(e))
     }
+}
+
+/// A plain connection named `name` to the broker, or to the first node of a cluster that
+/// answers.
+pub async fn connect(amqp_url: &str, name: &str) -> anyhow::Result<lapin::Connection> {
+    let amqp = AmqpSettings::from_url(amqp_url).map_err(|e| anyhow!(e))?;
+    Ok(amqp.connect(name).await?)
 }
 
 fn start_producer(

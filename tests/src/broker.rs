@@ -145,23 +145,28 @@ impl Broker {
 
     /// Runs `rabbitmqctl <args>` in the container.
     pub async fn rabbitmqctl(&self, args: &[&str]) -> Result<String, String> {
-        let output = tokio::process::Command::new("docker")
-            .arg("exec")
-            .arg(&self.container_id)
-            .arg("rabbitmqctl")
-            .args(args)
-            .output()
-            .await
-            .map_err(|e| format!("docker exec: {e}"))?;
-        let text = String::from_utf8_lossy(&output.stdout).into_owned();
-        if output.status.success() {
-            Ok(text)
-        } else {
-            Err(format!(
-                "rabbitmqctl {args:?} failed: {text}{}",
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
+        rabbitmqctl(&self.container_id, args).await
+    }
+}
+
+/// Runs `rabbitmqctl <args>` in `container`.
+pub(crate) async fn rabbitmqctl(container: &str, args: &[&str]) -> Result<String, String> {
+    let output = tokio::process::Command::new("docker")
+        .arg("exec")
+        .arg(container)
+        .arg("rabbitmqctl")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("docker exec: {e}"))?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if output.status.success() {
+        Ok(text)
+    } else {
+        Err(format!(
+            "rabbitmqctl {args:?} failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        ))
     }
 }
 

@@ -11,7 +11,7 @@ use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 
-use crate::broker::{TEST_CONFIG, docker, image};
+use crate::broker::{TEST_CONFIG, docker, image, rabbitmqctl};
 use crate::management::Management;
 use crate::wait::wait_until;
 
@@ -122,6 +122,11 @@ impl Cluster {
                 seen.lock().map(|s| s.clone()).unwrap_or_default()
             )
         })
+    }
+
+    /// Runs `rabbitmqctl <args>` on node `index`.
+    pub async fn rabbitmqctl(&self, index: usize, args: &[&str]) -> Result<String, String> {
+        rabbitmqctl(self.nodes[index].container_id(), args).await
     }
 
     /// `docker kill`s node `index` (SIGKILL: no goodbye to clients or peers).
