@@ -17,7 +17,7 @@ use crate::topology::{DEAD_LETTER_EXCHANGE, EXCHANGE, QUARANTINE_EXCHANGE, Topol
 pub enum Role {
     /// Everything, and the management UI.
     Administrator,
-    /// Publish to `jobs`, nothing else.
+    /// Publish to `jobs` and (delayed jobs) its wait exchanges, nothing else.
     Publisher,
     /// Consume the work and quarantine queues; publish retries, dead letters, quarantined
     /// suspects and follow-up jobs.
@@ -53,7 +53,12 @@ fn permissions(role: Role, topology: &Topology) -> (String, String, String) {
     let exchange = regex_escape(EXCHANGE);
     match role {
         Role::Administrator => (".*".into(), ".*".into(), ".*".into()),
-        Role::Publisher => ("^$".into(), format!("^{exchange}$"), "^$".into()),
+        // The wait exchanges too: a delayed job is published to one.
+        Role::Publisher => (
+            "^$".into(),
+            format!("^({exchange}|{exchange}\\.wait\\.[0-9]+)$"),
+            "^$".into(),
+        ),
         Role::Consumer => {
             let dlx = regex_escape(DEAD_LETTER_EXCHANGE);
             let quarantine = regex_escape(QUARANTINE_EXCHANGE);
@@ -182,7 +187,11 @@ mod tests {
         assert_eq!(read, "^jobs\\.(resize|send_email)(\\.quarantine)?$");
         assert_eq!(
             permissions(Role::Publisher, &topology()),
-            ("^$".to_owned(), "^jobs$".to_owned(), "^$".to_owned())
+            (
+                "^$".to_owned(),
+                "^(jobs|jobs\\.wait\\.[0-9]+)$".to_owned(),
+                "^$".to_owned()
+            )
         );
     }
 

@@ -13,6 +13,14 @@ pub const JOB_ORPHANED: &str = "x-job-orphaned";
 /// How many times this job's worker was lost while the job ran alone in quarantine: the
 /// evidence that it crashes or hangs its worker.
 pub const JOB_CRASHES: &str = "x-job-crashes";
+/// On a delayed job: the earliest time it may run, in milliseconds since the Unix epoch.
+/// Until then it waits in wait queues; a worker that receives it early parks it again.
+pub const JOB_NOT_BEFORE: &str = "x-job-not-before";
+/// On a retried or dead-lettered job: when its last run failed, in milliseconds since the
+/// Unix epoch.
+pub const JOB_FAILED_AT: &str = "x-job-failed-at";
+/// On a job replayed from its dead-letter queue: how many times it was.
+pub const JOB_REPLAYED: &str = "x-job-replayed";
 /// Set by quorum queues on a redelivery: how many times the broker delivered this message
 /// without an ack (the worker crashed, timed out on the broker or lost its connection).
 pub const DELIVERY_COUNT: &str = "x-delivery-count";
@@ -20,19 +28,24 @@ pub const DELIVERY_COUNT: &str = "x-delivery-count";
 /// An integer header as `u32`, whatever integer width the sender chose.
 #[must_use]
 pub fn header_u32(headers: Option<&FieldTable>, name: &str) -> Option<u32> {
+    u32::try_from(header_i64(headers, name)?).ok()
+}
+
+/// An integer header as `i64`, whatever integer width the sender chose.
+#[must_use]
+pub fn header_i64(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
     let value = headers?.inner().get(name)?;
-    let wide: i128 = match value {
+    Some(match value {
         AMQPValue::ShortShortInt(v) => (*v).into(),
         AMQPValue::ShortShortUInt(v) => (*v).into(),
         AMQPValue::ShortInt(v) => (*v).into(),
         AMQPValue::ShortUInt(v) => (*v).into(),
         AMQPValue::LongInt(v) => (*v).into(),
         AMQPValue::LongUInt(v) => (*v).into(),
-        AMQPValue::LongLongInt(v) => (*v).into(),
-        AMQPValue::Timestamp(v) => (*v).into(),
+        AMQPValue::LongLongInt(v) => *v,
+        AMQPValue::Timestamp(v) => i64::try_from(*v).ok()?,
         _ => return None,
-    };
-    u32::try_from(wide).ok()
+    })
 }
 
 /// A string header, if present and textual.

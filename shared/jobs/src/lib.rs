@@ -9,7 +9,9 @@ mod catalog;
 mod cli;
 mod connection;
 mod cpu;
+mod dead_letters;
 mod definitions;
+mod delay;
 mod envelope;
 mod headers;
 mod job;
@@ -30,10 +32,12 @@ pub use catalog::{Catalog, CatalogError};
 pub use cli::parse_args;
 pub use connection::{AmqpSettings, parse_duration};
 pub use cpu::{CpuPool, CpuTaskError};
+pub use dead_letters::{DeadLetter, DeadLetterError, DeadLetters, Filter, KindSummary, Replayed};
 pub use definitions::{BrokerUser, Role, broker_definitions, password_hash};
 pub use envelope::{CONTENT_TYPE, EncodedJob};
 pub use headers::{
-    DELIVERY_COUNT, JOB_ATTEMPTS, JOB_CRASHES, JOB_ERROR, JOB_ORPHANED, header_str, header_u32,
+    DELIVERY_COUNT, JOB_ATTEMPTS, JOB_CRASHES, JOB_ERROR, JOB_FAILED_AT, JOB_NOT_BEFORE,
+    JOB_ORPHANED, JOB_REPLAYED, header_i64, header_str, header_u32,
 };
 pub use job::{Job, JobId, is_valid_kind};
 pub use nodes::{Nodes, parse_amqp_url, without_password};

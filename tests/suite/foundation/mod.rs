@@ -1,7 +1,9 @@
 //! The job machinery: handling, observing, retries, dead letters, publishing, recovery,
-//! shutdown, decoupling.
+//! shutdown, decoupling, delays.
 
 mod bad_input;
+mod dead_letters;
+mod delays;
 mod handling;
 mod observing;
 mod parking;

@@ -214,3 +214,11 @@ impl Lanes {
         }
     }
 }
+
+impl Lanes {
+    /// Whether this publisher declares `kind`'s queues: a delayed job goes to a wait queue,
+    /// which takes any routing key, so its kind is checked here instead of by the broker.
+    pub(super) fn serves(&self, kind: &str) -> bool {
+        self.topology.kinds().iter().any(|k| k == kind)
+    }
+}

@@ -7,6 +7,7 @@
 //! getting a lane, writing the message (which waits while the broker blocks the connection),
 //! the confirm, and closing.
 
+mod delayed;
 mod error;
 mod lane;
 mod settings;

@@ -12,6 +12,7 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use chrono::Utc;
 use futures_util::FutureExt;
 use lapin::message::Delivery;
 use tokio::time::Instant;
@@ -20,6 +21,7 @@ use tracing::Instrument;
 use super::handler::{JobContext, JobError, JobResult};
 use super::observer::JobOutcome;
 use super::registry::{JobFuture, Registry};
+use crate::delay;
 use crate::envelope::IncomingEnvelope;
 use crate::headers::{JOB_ATTEMPTS, JOB_CRASHES, JOB_ORPHANED, header_u32};
 use crate::job::JobId;
@@ -54,6 +56,10 @@ pub(crate) struct Received {
 #[derive(Debug)]
 pub(crate) enum Verdict {
     Done,
+    /// A delayed job that came back before it is due: parked again in `tier`, unrun.
+    Wait {
+        tier: WaitTier,
+    },
     Retry {
         attempt: u32,
         tier: WaitTier,
@@ -73,8 +79,10 @@ pub(crate) enum Verdict {
 }
 
 impl Verdict {
-    pub(crate) fn outcome(&self) -> JobOutcome<'_> {
-        match self {
+    /// What the observer hears; nothing for a delayed job that is not due (it did not run).
+    pub(crate) fn outcome(&self) -> Option<JobOutcome<'_>> {
+        Some(match self {
+            Self::Wait { .. } => return None,
             Self::Done => JobOutcome::Succeeded,
             Self::Retry { tier, reason, .. } => JobOutcome::Retrying {
                 delay: tier.delay(),
@@ -82,7 +90,7 @@ impl Verdict {
             },
             Self::DeadLetter { reason, .. } => JobOutcome::Failed { reason },
             Self::Requeue { reason, .. } => JobOutcome::Requeued { reason },
-        }
+        })
     }
 }
 
@@ -160,6 +168,9 @@ impl Dispatcher {
         })?;
         // A requeued orphan is a fresh message, but the job was delivered before.
         let headers = received.delivery.properties.headers().as_ref();
+        if let Some(tier) = delay::tier_for(headers, Utc::now()) {
+            return Err((Verdict::Wait { tier }, id));
+        }
         let redelivered =
             received.delivery.redelivered || header_u32(headers, JOB_ORPHANED).is_some();
         self.ready(received.kind, envelope, prior, redelivered)

@@ -19,7 +19,7 @@ use super::delivery::{Dispatcher, Received, Verdict};
 use super::observer::{JobEvent, JobOutcome};
 use crate::backoff::Backoff;
 use crate::envelope::PERSISTENT;
-use crate::headers::{DELIVERY_COUNT, JOB_ATTEMPTS, JOB_ERROR};
+use crate::headers::{DELIVERY_COUNT, JOB_ATTEMPTS, JOB_ERROR, JOB_FAILED_AT};
 use crate::job::JobId;
 use crate::publisher::Outgoing;
 use crate::topology::{DEAD_LETTER_EXCHANGE, EXCHANGE, QUARANTINE_EXCHANGE};
@@ -62,7 +62,11 @@ impl Dispatcher {
                 return;
             }
         }
-        if self.record(received, id, attempt, verdict.outcome()).await {
+        let recorded = match verdict.outcome() {
+            Some(outcome) => self.record(received, id, attempt, outcome).await,
+            None => true,
+        };
+        if recorded {
             ack(&received.delivery).await;
         } else {
             // Its outcome is not recorded: redelivered, the job runs again (handlers are
@@ -181,6 +185,7 @@ impl Dispatcher {
 fn log_verdict(verdict: &Verdict) {
     match verdict {
         Verdict::Done => tracing::info!("done"),
+        Verdict::Wait { tier } => tracing::debug!(wait = ?tier.delay(), "not due yet; waits again"),
         Verdict::Retry {
             attempt,
             tier,
@@ -198,6 +203,7 @@ fn copy_of(verdict: &Verdict, delivery: &Delivery) -> Option<(String, FieldTable
     let original = delivery.properties.headers().as_ref();
     match verdict {
         Verdict::Done => None,
+        Verdict::Wait { tier } => Some((tier.queue_name(), without_delivery_count(original))),
         Verdict::Retry {
             attempt,
             tier,
@@ -247,6 +253,10 @@ fn outcome_headers(original: Option<&FieldTable>, attempts: u32, reason: &str) -
         AMQPValue::LongInt(attempts.try_into().unwrap_or(i32::MAX)),
     );
     headers.insert(JOB_ERROR.into(), AMQPValue::LongString(reason.into()));
+    headers.insert(
+        JOB_FAILED_AT.into(),
+        AMQPValue::LongLongInt(chrono::Utc::now().timestamp_millis()),
+    );
     headers
 }
 
