@@ -6,7 +6,7 @@ use std::time::Duration;
 use dbkit::{DatabaseRoles, DatabaseSettings, Login};
 use photos::PhotoSettings;
 use rabbitmq_jobs::outbox::OutboxSettings;
-use rabbitmq_jobs::{AmqpSettings, PublisherSettings, parse_duration};
+use rabbitmq_jobs::{AmqpSettings, Nodes, PublisherSettings, parse_duration};
 
 /// The web front of the photo app and the store (`serve`), the one-shot set-ups, and a tool
 /// to publish jobs by hand (`publish`).
@@ -19,6 +19,44 @@ pub struct Cli {
     pub amqp: AmqpSettings,
     #[command(flatten)]
     pub publishing: PublisherSettings,
+    #[command(flatten)]
+    pub admin: AdminSettings,
+}
+
+/// Who may operate the job system: the admin API and dashboard, and dead-letter tooling.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AdminSettings {
+    /// Token for the admin API and dashboard under `/admin` (sent as `Authorization: Bearer
+    /// <token>`), at least 16 characters; unset, they are off.
+    #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true, value_parser = admin_token)]
+    pub admin_token: Option<String>,
+    /// RabbitMQ URL(s) for dead-letter operations, whose user may read the dead-letter
+    /// queues and publish to `jobs` (the producer's own user may not); default: AMQP_URL.
+    #[arg(long, env = "ADMIN_AMQP_URL", hide_env_values = true, value_parser = Nodes::parse)]
+    pub admin_amqp_url: Option<Nodes>,
+    /// RabbitMQ's management API, with a user allowed to read the app's vhost, e.g.
+    /// `http://admin:secret@rabbitmq:15672`: the dashboard's queue depths and rates.
+    #[arg(long, env = "RABBITMQ_MANAGEMENT_URL", hide_env_values = true)]
+    pub management_url: Option<String>,
+}
+
+impl AdminSettings {
+    /// `amqp` with the admin URL in place of the app's, if one is set.
+    #[must_use]
+    pub fn amqp(&self, amqp: &AmqpSettings) -> AmqpSettings {
+        let mut admin = amqp.clone();
+        if let Some(nodes) = &self.admin_amqp_url {
+            admin.nodes = nodes.clone();
+        }
+        admin
+    }
+}
+
+fn admin_token(text: &str) -> Result<String, String> {
+    if text.chars().count() < 16 {
+        return Err("the admin token must be at least 16 characters".into());
+    }
+    Ok(text.to_owned())
 }
 
 /// What to do.
@@ -32,6 +70,9 @@ pub enum Command {
     /// Migrate the database as its owner role and give the producer and the workers roles
     /// with only the rights they use; then exits. Run it before the apps, at every upgrade.
     DbSetup(DatabaseSetupSettings),
+    /// Failed jobs: list them, show one, replay them to their work queues, or purge them.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterAction),
     /// Publish jobs of one kind and print their ids, one per line.
     Publish {
         /// The job kind, e.g. `process_thumbnails`.
@@ -43,6 +84,53 @@ pub enum Command {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
         count: u32,
     },
+}
+
+/// What `dead-letters` does.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum DeadLetterAction {
+    /// Per kind: how many dead letters, the oldest failure, the commonest reasons.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One dead letter: its envelope and every header, as JSON.
+    Show {
+        /// The job's id.
+        id: String,
+    },
+    /// Send dead letters back to their work queues with their attempts reset; each copy is
+    /// confirmed by the broker before its dead letter is removed.
+    Replay(Selection),
+    /// Drop dead letters for good.
+    Purge {
+        #[command(flatten)]
+        selection: Selection,
+        /// Yes, drop them.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// Which dead letters `replay` or `purge` takes (all of the given conditions).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Selection {
+    /// One job, by id.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// One kind's dead letters.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Dead letters whose reason contains this text.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Dead letters whose body contains this text (e.g. an image or order id).
+    #[arg(long)]
+    pub body: Option<String>,
+    /// Every dead letter (when no other condition is given).
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// Who may use the broker, for `broker-definitions`.

@@ -4,14 +4,17 @@
 
 mod cli;
 mod database;
+mod dead_letters;
 mod definitions;
 mod publish;
 pub mod warehouse_stub;
 pub mod web;
 
 pub use cli::{
-    Cli, Command, DatabaseSetupSettings, DefinitionsSettings, JobDelivery, ServeSettings,
+    AdminSettings, Cli, Command, DatabaseSetupSettings, DeadLetterAction, DefinitionsSettings,
+    JobDelivery, Selection, ServeSettings,
 };
+pub use dead_letters::dead_letters;
 pub use publish::publish_by_kind;
 
 use std::future::Future;
@@ -37,10 +40,18 @@ pub async fn run(
         Command::Serve(settings) => {
             // Serving does not wait for RabbitMQ: the publisher connects on first use, and
             // until the broker answers, uploads and orders wait in the outbox.
-            let publisher = publisher(&cli.amqp, cli.publishing)?;
-            let result = serve(publisher.clone(), settings, shutdown).await;
+            let publisher = publisher(&cli.amqp, cli.publishing.clone())?;
+            let admin = admin(&cli.admin, &cli.amqp, &cli.publishing)?;
+            let result = serve(publisher.clone(), settings, admin, shutdown).await;
             publisher.close().await;
             result
+        }
+        Command::DeadLetters(action) => {
+            let amqp = cli.admin.amqp(&cli.amqp);
+            let dead = dead_letters(&amqp, cli.publishing)?;
+            dead_letters::run(action, &dead)
+                .await
+                .with_context(|| format!("RabbitMQ at {}", amqp.redacted()))
         }
         Command::Publish {
             kind,
@@ -89,6 +100,32 @@ fn publisher(amqp: &AmqpSettings, settings: PublisherSettings) -> anyhow::Result
         .with_context(|| format!("setting up the publisher for {}", amqp.redacted()))
 }
 
+/// The admin API and dashboard, when `ADMIN_TOKEN` is set: dead letters over
+/// `ADMIN_AMQP_URL`, queue depths and rates from `RABBITMQ_MANAGEMENT_URL`.
+fn admin(
+    settings: &AdminSettings,
+    amqp: &AmqpSettings,
+    publishing: &PublisherSettings,
+) -> anyhow::Result<Option<web::Admin>> {
+    let Some(token) = &settings.admin_token else {
+        return Ok(None);
+    };
+    let amqp = settings.amqp(amqp);
+    let dead = dead_letters(&amqp, publishing.clone())?;
+    let stats = match &settings.management_url {
+        Some(url) => {
+            let vhost = amqp
+                .node_uris()
+                .first()
+                .map(|uri| uri.vhost.clone())
+                .unwrap_or_default();
+            Some(web::BrokerStats::new(url, &vhost).context("RABBITMQ_MANAGEMENT_URL")?)
+        }
+        None => None,
+    };
+    Ok(Some(web::Admin::new(token, dead, stats)))
+}
+
 /// Connects the publisher in the background: the first upload need not wait for it, and a
 /// broker that is down at start is logged at once.
 fn warm_up(publisher: Publisher) {
@@ -129,7 +166,11 @@ pub struct Serving {
 
 /// Opens what `serve` runs with: the database (schema checked; waited for if it is not up
 /// yet), storage, limits, the outbox and its relay.
-pub async fn prepare(publisher: Publisher, settings: &ServeSettings) -> anyhow::Result<Serving> {
+pub async fn prepare(
+    publisher: Publisher,
+    settings: &ServeSettings,
+    admin: Option<web::Admin>,
+) -> anyhow::Result<Serving> {
     let database = settings.database.connect_when_up(&schemas()).await?;
     let photos = &settings.photos;
     let (store, storage) = photos.open(&database)?;
@@ -161,6 +202,7 @@ pub async fn prepare(publisher: Publisher, settings: &ServeSettings) -> anyhow::
         publisher,
         max_upload_bytes: usize::try_from(settings.max_upload_bytes).context("MAX_UPLOAD_BYTES")?,
         body_read_timeout: settings.body_read_timeout,
+        admin,
     };
     Ok(Serving { state, relay })
 }
@@ -197,13 +239,14 @@ pub async fn serve_on(
 async fn serve(
     publisher: Publisher,
     settings: ServeSettings,
+    admin: Option<web::Admin>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let stop = shutdown_flag(shutdown);
     warm_up(publisher.clone());
     // The database is waited for if it is not up yet; a shutdown ends that wait.
     let serving = tokio::select! {
-        serving = prepare(publisher, &settings) => serving?,
+        serving = prepare(publisher, &settings, admin) => serving?,
         () = raised(stop.clone()) => {
             tracing::info!("stopped before serving");
             return Ok(());

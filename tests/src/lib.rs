@@ -3,6 +3,7 @@
 //! test kinds.
 
 pub mod broker;
+pub mod browser;
 pub mod chaos;
 pub mod cluster;
 pub mod images;

@@ -67,6 +67,12 @@ impl Management {
         }
     }
 
+    /// The API's base URL, e.g. `http://127.0.0.1:15672`.
+    #[must_use]
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     async fn request(
         &self,
         method: reqwest::Method,

@@ -43,7 +43,12 @@ pub struct Options {
     /// Whether the producer relays its outbox (off: jobs stay in it, as while the broker is
     /// away).
     pub relay: bool,
+    /// Whether the admin API and dashboard are on, with [`ADMIN_TOKEN`].
+    pub admin: bool,
 }
+
+/// The admin token of apps started with `admin: true`.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 impl Default for Options {
     fn default() -> Self {
@@ -56,6 +61,7 @@ impl Default for Options {
             warehouse_timeout: Duration::from_secs(5),
             outbox: OutboxSettings::default(),
             relay: true,
+            admin: false,
         }
     }
 }
@@ -116,6 +122,7 @@ pub async fn spawn_app_on(broker: &Broker, label: &str, options: Options) -> App
     let publisher = Publisher::connect(&amqp, fast_publishing(), topology, label)
         .await
         .unwrap();
+    let admin = options.admin.then(|| admin(broker, &vhost, &amqp));
     let serve = producer::ServeSettings {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         max_upload_bytes: options.max_upload_bytes,
@@ -127,7 +134,9 @@ pub async fn spawn_app_on(broker: &Broker, label: &str, options: Options) -> App
         database: database_settings(&database.producer_url),
         photos,
     };
-    let serving = producer::prepare(publisher.clone(), &serve).await.unwrap();
+    let serving = producer::prepare(publisher.clone(), &serve, admin)
+        .await
+        .unwrap();
     let listener = tokio::net::TcpListener::bind(serve.http_addr)
         .await
         .unwrap();
@@ -160,6 +169,18 @@ pub async fn spawn_app_on(broker: &Broker, label: &str, options: Options) -> App
         shutdown: Some(shutdown),
         server: Some(server),
     }
+}
+
+/// The admin API over the test's vhost, as the guest administrator, with the broker's
+/// management API for queue depths and rates.
+fn admin(broker: &Broker, vhost: &Vhost, amqp: &AmqpSettings) -> producer::web::Admin {
+    let dead = producer::dead_letters(amqp, fast_publishing()).unwrap();
+    let management = broker
+        .management()
+        .base()
+        .replacen("http://", "http://guest:guest@", 1);
+    let stats = producer::web::BrokerStats::new(&management, &vhost.name).unwrap();
+    producer::web::Admin::new(ADMIN_TOKEN, dead, Some(stats))
 }
 
 impl App {

@@ -4,6 +4,7 @@
 // A failed expectation in a test should stop it loudly.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod app;
 mod cluster;
 mod foundation;

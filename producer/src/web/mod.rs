@@ -2,6 +2,7 @@
 //! The only synchronous work is checking and saving an original, or checking a card;
 //! everything else is a job.
 
+mod admin;
 mod error;
 mod health;
 mod orders;
@@ -22,6 +23,7 @@ use tokio::sync::oneshot;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
+pub use self::admin::{Admin, BrokerStats};
 pub use self::error::ApiError;
 
 /// What every request handler shares.
@@ -37,11 +39,14 @@ pub struct AppState {
     pub max_upload_bytes: usize,
     /// Longest an upload's body may take to arrive.
     pub body_read_timeout: Duration,
+    /// The admin API and dashboard, when `ADMIN_TOKEN` is set.
+    pub admin: Option<Admin>,
 }
 
 /// The routes.
 pub fn router(state: AppState) -> Router {
     let media = ServeDir::new(state.uploads.storage.public_dir());
+    let admin = admin::routes(&state);
     Router::new()
         .route(
             "/users/{user_id}/avatar",
@@ -55,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::alive))
         .route("/readyz", get(health::ready))
         .nest_service("/media", media)
+        .merge(admin)
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(TraceLayer::new_for_http())
         .with_state(state)

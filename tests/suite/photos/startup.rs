@@ -193,6 +193,7 @@ fn serve_cli(
         photos: photo_settings(dir),
     };
     producer::Cli {
+        admin: producer::AdminSettings::default(),
         command: producer::Command::Serve(serve),
         amqp,
         // An upload gives up on the broker after this.
