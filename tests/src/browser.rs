@@ -106,13 +106,7 @@ impl Browser {
 
     /// Clicks the first element matching `css`.
     pub async fn click(&self, css: &str) -> Result<(), String> {
-        let element = self
-            .client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Css(css))
-            .await
-            .map_err(|e| format!("finding `{css}`: {e}"))?;
+        let element = self.find(css).await?;
         element
             .click()
             .await
@@ -121,17 +115,21 @@ impl Browser {
 
     /// Types `text` into the first element matching `css`.
     pub async fn type_into(&self, css: &str, text: &str) -> Result<(), String> {
-        let element = self
-            .client
-            .wait()
-            .at_most(PATIENCE)
-            .for_element(Locator::Css(css))
-            .await
-            .map_err(|e| format!("finding `{css}`: {e}"))?;
+        let element = self.find(css).await?;
         element
             .send_keys(text)
             .await
             .map_err(|e| format!("typing into `{css}`: {e}"))
+    }
+
+    /// The first element matching `css`, once there is one.
+    async fn find(&self, css: &str) -> Result<fantoccini::elements::Element, String> {
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(Locator::Css(css))
+            .await
+            .map_err(|e| format!("finding `{css}`: {e}"))
     }
 
     /// Saves a PNG of the page to `path`.
