@@ -8,7 +8,7 @@ use std::time::Duration;
 use lapin::uri::AMQPUri;
 use lapin::{Connection, ConnectionProperties};
 
-use crate::nodes::{Nodes, host_port};
+use crate::nodes::Nodes;
 use crate::topology::{Topology, TopologyError, TopologyMode};
 
 /// How to reach RabbitMQ.
@@ -90,20 +90,15 @@ impl AmqpSettings {
     /// answers, starting one node further along than the last connection did.
     #[tracing::instrument(skip(self), fields(broker = %self.redacted()))]
     pub async fn connect(&self, name: &str) -> Result<Connection, lapin::Error> {
-        let rotation = self.nodes.rotation();
-        let Some((last, before)) = rotation.split_last() else {
-            let none = std::io::Error::other("no RabbitMQ node configured");
-            return Err(lapin::ErrorKind::IOError(std::sync::Arc::new(none)).into());
-        };
-        for node in before {
-            match self.connect_to(node, name).await {
-                Ok(connection) => return Ok(connection),
-                Err(error) => {
-                    tracing::warn!(node = %host_port(node), %error, "node unreachable; trying the next");
-                }
-            }
-        }
-        self.connect_to(last, name).await
+        let connecting = self
+            .nodes
+            .first_answering(|index| self.connect_to(&self.nodes.urls()[index], name));
+        connecting.await.map_err(|error| {
+            error.unwrap_or_else(|| {
+                let none = std::io::Error::other("no RabbitMQ node configured");
+                lapin::ErrorKind::IOError(std::sync::Arc::new(none)).into()
+            })
+        })
     }
 
     async fn connect_to(&self, node: &AMQPUri, name: &str) -> Result<Connection, lapin::Error> {

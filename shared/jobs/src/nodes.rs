@@ -62,15 +62,38 @@ impl Nodes {
         self.next.fetch_add(1, Ordering::Relaxed) % self.urls.len().max(1)
     }
 
-    /// The order the next connection tries the nodes in: every node once, from
-    /// [`next_start`](Self::next_start) on.
-    #[must_use]
-    pub fn rotation(&self) -> Vec<&AMQPUri> {
-        let start = self.next_start();
-        self.urls[start..]
-            .iter()
-            .chain(&self.urls[..start])
-            .collect()
+    /// The order the next connection tries the nodes in, as indices into
+    /// [`urls`](Self::urls): every node once, from [`next_start`](Self::next_start) on.
+    fn rotation(&self) -> impl Iterator<Item = usize> + use<> {
+        let (start, count) = (self.next_start(), self.urls.len());
+        (start..start + count).map(move |i| i % count)
+    }
+
+    /// Runs `attempt` (given each node's index in [`urls`](Self::urls)) on the
+    /// nodes of the next [`rotation`](Self::rotation) until one answers, warning of each that
+    /// does not while another is left to try; the last error if none answered (`None`: no
+    /// node at all).
+    pub(crate) async fn first_answering<T, E, F, Fut>(&self, mut attempt: F) -> Result<T, Option<E>>
+    where
+        E: std::fmt::Display,
+        F: FnMut(usize) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let count = self.urls.len();
+        let mut last = None;
+        for (tried, index) in self.rotation().enumerate() {
+            match attempt(index).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) => {
+                    if tried + 1 < count {
+                        let node = host_port(&self.urls[index]);
+                        tracing::warn!(%node, %error, "node unreachable; trying the next");
+                    }
+                    last = Some(error);
+                }
+            }
+        }
+        Err(last)
     }
 
     /// Hosts, ports and vhost, without credentials, for logs and errors.
@@ -147,7 +170,10 @@ mod tests {
         assert_eq!(nodes.len(), 3);
         let mut starts = Vec::new();
         for _ in 0..3 {
-            let rotation: Vec<String> = nodes.rotation().into_iter().map(host_port).collect();
+            let rotation: Vec<String> = nodes
+                .rotation()
+                .map(|index| host_port(&nodes.urls()[index]))
+                .collect();
             let mut sorted = rotation.clone();
             sorted.sort();
             assert_eq!(sorted, ["a:5672", "b:5673", "c:5674"]);

@@ -19,7 +19,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::PublishError;
-use crate::nodes::{Nodes, host_port};
+use crate::nodes::Nodes;
 use crate::topology::Topology;
 
 /// How often a blocked connection is checked for being unblocked.
@@ -169,24 +169,11 @@ impl Lanes {
     /// A pooled connection to the first node that answers, starting one node further along
     /// than the last new connection did.
     async fn connect(&self) -> Result<Object, PublishError> {
-        let start = self.nodes.next_start();
-        let count = self.pools.len();
-        let mut last = None;
-        for index in (start..start + count).map(|i| i % count) {
-            match self.pools[index].get().await {
-                Ok(connection) => return Ok(connection),
-                Err(error) => {
-                    if count > 1 {
-                        let node = host_port(&self.nodes.urls()[index]);
-                        tracing::warn!(%node, %error, "node unreachable; trying the next");
-                    }
-                    last = Some(error);
-                }
-            }
-        }
-        Err(match last {
-            Some(error) => PublishError::connection("getting a pooled connection", error),
-            None => PublishError::connection("getting a pooled connection", "no node configured"),
+        // The pools are built from the nodes in their order: a node's index is its pool's.
+        let connecting = self.nodes.first_answering(|index| self.pools[index].get());
+        connecting.await.map_err(|error| {
+            let why = error.map_or_else(|| "no node configured".to_owned(), |e| e.to_string());
+            PublishError::connection("getting a pooled connection", why)
         })
     }
 

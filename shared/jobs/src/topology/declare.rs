@@ -53,7 +53,9 @@ impl Topology {
     /// closes its channel, so the next kind gets a fresh one.
     #[tracing::instrument(skip_all, fields(kinds = self.kinds.len(), mode = ?self.mode))]
     pub async fn declare(&self, connection: &Connection) -> Result<Declared, TopologyError> {
-        let descriptions = [self.describe(), self.describe().without_leader_locator()];
+        let current = self.describe();
+        let earlier = current.without_leader_locator();
+        let descriptions = [current, earlier];
         let mut channel = open_channel(connection).await?;
         self.declare_either(connection, &mut channel, &descriptions, None)
             .await?;
