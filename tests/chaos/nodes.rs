@@ -67,17 +67,10 @@ impl Injector<'_> {
         let cluster = self.stack.broker.cluster()?;
         match target {
             NodeTarget::Leaders => leader(cluster, 0).await.map_err(|e| anyhow!(e)),
-            NodeTarget::Producers => {
-                let nodes = cluster.nodes[0]
-                    .management
-                    .nodes_of_clients("producer publisher")
-                    .await
-                    .map_err(|e| anyhow!(e))?;
-                let node = nodes
-                    .first()
-                    .ok_or_else(|| anyhow!("the producer has no connection open"))?;
-                cluster.index_of(node).map_err(|e| anyhow!(e))
-            }
+            NodeTarget::Producers => cluster
+                .node_of_client("producer publisher")
+                .await
+                .map_err(|e| anyhow!(e)),
         }
     }
 
@@ -100,9 +93,5 @@ impl Injector<'_> {
 /// The node holding the leader of the first chaos kind's queue, as node `asked` sees it.
 async fn leader(cluster: &Cluster, asked: usize) -> Result<usize, String> {
     let queue = rabbitmq_jobs::work_queue(support::chaos::KINDS[0]);
-    let leader = cluster.nodes[asked]
-        .management
-        .queue_leader("/", &queue)
-        .await?;
-    cluster.index_of(&leader)
+    cluster.leader_of(&queue, asked).await
 }

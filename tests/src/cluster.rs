@@ -93,6 +93,25 @@ impl Cluster {
             .ok_or_else(|| format!("{node_name} is not a node of this cluster"))
     }
 
+    /// The index of the node the first connection named `client` (a prefix) is on, as the
+    /// first node sees it.
+    pub async fn node_of_client(&self, client: &str) -> Result<usize, String> {
+        let nodes = self.nodes[0].management.nodes_of_clients(client).await?;
+        let node = nodes
+            .first()
+            .ok_or_else(|| format!("no connection named `{client}` is open"))?;
+        self.index_of(node)
+    }
+
+    /// The index of the node holding `queue`'s leader (in vhost `/`), as node `asked` sees it.
+    pub async fn leader_of(&self, queue: &str, asked: usize) -> Result<usize, String> {
+        let leader = self.nodes[asked]
+            .management
+            .queue_leader("/", queue)
+            .await?;
+        self.index_of(&leader)
+    }
+
     /// The management API of a node other than `except` (one that is up while it is down).
     #[must_use]
     pub fn management_besides(&self, except: usize) -> &Management {

@@ -109,24 +109,16 @@ impl ClusterApp {
 
     /// The index of the node the publisher's connections are on (the first, if several).
     pub async fn publisher_node(&self) -> usize {
-        let nodes = self.cluster.nodes[0]
-            .management
-            .nodes_of_clients(&self.publisher_name)
-            .await
-            .unwrap();
         self.cluster
-            .index_of(nodes.first().expect("the publisher is connected"))
+            .node_of_client(&self.publisher_name)
+            .await
             .unwrap()
     }
 
     /// The index of the node holding the work queue's leader, as node `asked` sees it.
     pub async fn leader_node(&self, asked: usize) -> Result<usize, String> {
         let queue = rabbitmq_jobs::work_queue(Echo::KIND);
-        let leader = self.cluster.nodes[asked]
-            .management
-            .queue_leader("/", &queue)
-            .await?;
-        self.cluster.index_of(&leader)
+        self.cluster.leader_of(&queue, asked).await
     }
 }
 
