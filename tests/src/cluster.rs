@@ -193,21 +193,35 @@ impl Cluster {
     }
 }
 
-/// The peer discovery list and partition handling of `deploy/rabbitmq/20-cluster.conf` (as
-/// `compose.cluster.yaml` uses it), plus the test
-/// brokers' quick statistics.
+/// `deploy/rabbitmq/20-cluster.conf`, as `compose.cluster.yaml` uses it, with the test
+/// nodes' host names for compose's, plus the test brokers' quick statistics. Its quorum
+/// membership reconciliation is left out: RabbitMQ before 3.13 refuses to boot with it,
+/// and the tests declare their queues once all three nodes are up.
 fn cluster_config(hosts: &[String]) -> String {
     let mut config = String::from(TEST_CONFIG);
-    config.push_str("cluster_formation.peer_discovery_backend = classic_config\n");
-    for (i, host) in hosts.iter().enumerate() {
-        config.push_str(&format!(
-            "cluster_formation.classic_config.nodes.{} = rabbit@{host}\n",
-            i + 1
-        ));
+    for line in DEPLOYED_CLUSTER_CONFIG.lines() {
+        if line.starts_with("quorum_queue.continuous_membership_reconciliation") {
+            continue;
+        }
+        let peer = line
+            .strip_prefix("cluster_formation.classic_config.nodes.")
+            .and_then(|rest| rest.split_once(" = "))
+            .and_then(|(number, _)| number.parse::<usize>().ok());
+        match peer.and_then(|number| Some((number, hosts.get(number.checked_sub(1)?)?))) {
+            Some((number, host)) => config.push_str(&format!(
+                "cluster_formation.classic_config.nodes.{number} = rabbit@{host}\n"
+            )),
+            None => {
+                config.push_str(line);
+                config.push('\n');
+            }
+        }
     }
-    config.push_str("cluster_partition_handling = autoheal\n");
     config
 }
+
+/// The cluster configuration compose deploys.
+const DEPLOYED_CLUSTER_CONFIG: &str = include_str!("../../deploy/rabbitmq/20-cluster.conf");
 
 /// `deploy/rabbitmq/advanced.config`: peers declared down after 10 s of silence.
 const ADVANCED_CONFIG: &str = include_str!("../../deploy/rabbitmq/advanced.config");
@@ -257,4 +271,26 @@ fn free_port() -> Result<u16, String> {
         .and_then(|listener| listener.local_addr())
         .map(|address| address.port())
         .map_err(|e| format!("finding a free port: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_test_cluster_is_configured_as_compose_deploys_it_with_its_own_hosts() {
+        let hosts = ["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let config = super::cluster_config(&hosts);
+        for expected in [
+            "cluster_formation.peer_discovery_backend = classic_config\n",
+            "cluster_formation.classic_config.nodes.1 = rabbit@a\n",
+            "cluster_formation.classic_config.nodes.3 = rabbit@c\n",
+            "cluster_partition_handling = autoheal\n",
+        ] {
+            assert!(
+                config.contains(expected),
+                "{expected} missing from:\n{config}"
+            );
+        }
+        assert!(!config.contains("rabbit@rabbitmq"), "{config}");
+        assert!(!config.contains("reconciliation.enabled"), "{config}");
+    }
 }
