@@ -11,6 +11,7 @@ mod delayed;
 mod error;
 mod lane;
 mod settings;
+mod size;
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -25,6 +26,7 @@ use tokio::time::Instant;
 pub use self::error::PublishError;
 use self::lane::{Lane, Lanes};
 pub use self::settings::PublisherSettings;
+pub(crate) use self::size::{check_size, encode_within};
 use crate::connection::{AmqpSettings, connection_properties};
 use crate::envelope::EncodedJob;
 use crate::job::{Job, JobId};
@@ -358,29 +360,6 @@ impl Publisher {
             )),
         }
     }
-}
-
-/// Encodes `job`, refusing it if its body is over `max` bytes: the one check for direct
-/// publishing and for the outbox.
-pub(crate) fn encode_within<J: Job>(job: &J, max: usize) -> Result<EncodedJob, PublishError> {
-    let encoded = EncodedJob::encode(job).map_err(|source| PublishError::Encode {
-        kind: J::KIND.to_owned(),
-        source,
-    })?;
-    check_size(&encoded, max)?;
-    Ok(encoded)
-}
-
-/// Refuses a job whose body is over `max` bytes.
-pub(crate) fn check_size(job: &EncodedJob, max: usize) -> Result<(), PublishError> {
-    if job.body.len() > max {
-        return Err(PublishError::TooLarge {
-            kind: job.kind.to_owned(),
-            size: job.body.len(),
-            max,
-        });
-    }
-    Ok(())
 }
 
 /// Worth retrying at once on a fresh lane: the connection or channel went away.
