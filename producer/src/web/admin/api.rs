@@ -9,9 +9,10 @@ use serde_json::{Value, json};
 use super::broker_stats::Overview;
 use crate::web::{ApiError, AppState};
 
-/// Dead letters read per kind for a summary.
-const SUMMARY_READ: usize = 1_000;
-/// Most dead letters one `recent` call returns.
+/// Dead letters read per kind for a summary's oldest failure and top reasons: the dashboard
+/// asks every two seconds, and each one read is a round trip.
+const SUMMARY_READ: usize = 200;
+/// Most dead letters one `list` call returns.
 const RECENT_MAX: usize = 200;
 
 fn dead_letters(app: &AppState) -> Result<&DeadLetters, ApiError> {
@@ -55,18 +56,19 @@ pub async fn summary(State(app): State<AppState>) -> Result<Json<Vec<KindSummary
     summary.map(Json).map_err(failed)
 }
 
-/// Query of `recent`: a filter and how many.
+/// Query of `list`: a filter and how many.
 #[derive(Debug, Deserialize)]
-pub struct Recent {
+pub struct Listing {
     #[serde(flatten)]
     filter: Filter,
     limit: Option<usize>,
 }
 
-/// `GET /admin/api/dead-letters/recent?kind=&reason=&body=&limit=`.
-pub async fn recent(
+/// `GET /admin/api/dead-letters/list?kind=&reason=&body=&limit=`: oldest first (queue
+/// order), as far as `limit`.
+pub async fn list(
     State(app): State<AppState>,
-    Query(query): Query<Recent>,
+    Query(query): Query<Listing>,
 ) -> Result<Json<Vec<DeadLetter>>, ApiError> {
     let limit = query.limit.unwrap_or(50).min(RECENT_MAX);
     let letters = dead_letters(&app)?.list(&query.filter, limit).await;

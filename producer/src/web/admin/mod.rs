@@ -67,7 +67,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     let api = Router::new()
         .route("/overview", get(api::overview))
         .route("/dead-letters", get(api::summary))
-        .route("/dead-letters/recent", get(api::recent))
+        .route("/dead-letters/list", get(api::list))
         .route("/dead-letters/replay", post(api::replay))
         .route("/dead-letters/purge", post(api::purge))
         .route("/dead-letters/{id}", get(api::show))
