@@ -41,6 +41,20 @@ impl JobState {
     }
 }
 
+/// How many jobs of each kind wait for their next attempt in a domain's `<domain>_jobs`
+/// `table` (a partial index on `kind WHERE state = 'retrying'` keeps it cheap): the
+/// dashboard's per-kind retries.
+pub async fn jobs_retrying(
+    db: &crate::Database,
+    table: &'static str,
+) -> Result<Vec<(String, i64)>, crate::StoreError> {
+    let query = format!(
+        "SELECT kind, count(*) FROM {table} WHERE state = 'retrying' GROUP BY kind ORDER BY kind"
+    );
+    let counting = sqlx::query_as(sqlx::AssertSqlSafe(query)).fetch_all(db.pool());
+    db.bounded("counting retrying jobs", counting).await
+}
+
 /// A job's state as shown.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobStatus {

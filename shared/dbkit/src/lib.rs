@@ -13,7 +13,7 @@ mod pool;
 mod setup;
 
 pub use self::error::{StoreError, bounded};
-pub use self::job_state::{JobRow, JobState, JobStatus, job_statuses};
+pub use self::job_state::{JobRow, JobState, JobStatus, job_statuses, jobs_retrying};
 pub use self::outbox::{WriteError, outbox_schema};
 pub use self::pool::{Database, DatabaseSettings, when_database_up};
 pub use self::setup::{DatabaseRoles, Login, Rights, Schema, check_schema, set_up_database};

@@ -127,3 +127,40 @@ async fn the_command_line_purges_only_with_yes_and_replays_only_what_it_is_told(
     let show = run(&["show", "no-such-job"]).await.unwrap_err();
     assert!(format!("{show:#}").contains("no dead letter"), "{show:#}");
 }
+
+#[tokio::test]
+async fn the_overview_counts_the_jobs_of_each_kind_waiting_for_a_retry() {
+    let unavailable = axum::Router::new().route(
+        "/shipments",
+        axum::routing::post(|| async { StatusCode::SERVICE_UNAVAILABLE }),
+    );
+    let warehouse = crate::orders::shop::serve(unavailable).await;
+    let options = Options {
+        admin: true,
+        warehouse_url: warehouse.url.clone(),
+        ..Options::default()
+    };
+    let app = spawn_app("admin-retrying", options).await;
+    let _worker = app.start_worker();
+    app.placed_order(&[("STICKERS", 1)]).await;
+
+    let retrying = |overview: &Value, kind: &str| {
+        let kinds = overview["kinds"].as_array().cloned().unwrap_or_default();
+        kinds
+            .iter()
+            .find(|k| k["kind"] == kind)
+            .map(|k| k["retrying"].clone())
+    };
+    let seen = std::sync::Mutex::new(Value::Null);
+    let counted = support::wait_until(crate::helpers::PATIENCE, "a retrying notice", || async {
+        let response = get(&app, "/admin/api/overview", Some(ADMIN_TOKEN)).await;
+        let overview: Value = response.json().await.unwrap_or_default();
+        let found = retrying(&overview, "notify_warehouse") == Some(json!(1));
+        *seen.lock().unwrap() = overview;
+        found
+    })
+    .await;
+    let overview = seen.lock().unwrap().clone();
+    assert!(counted.is_ok(), "{counted:?}: {overview}");
+    assert_eq!(retrying(&overview, "update_inventory"), Some(json!(0)));
+}

@@ -1,5 +1,7 @@
 //! The admin API's handlers: JSON in, JSON out, every failure an [`ApiError`].
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use rabbitmq_jobs::{DeadLetter, DeadLetterError, DeadLetters, Filter, KindSummary, Replayed};
@@ -43,11 +45,23 @@ pub async fn overview(State(app): State<AppState>) -> Result<Json<Overview>, Api
         .kinds()
         .map(str::to_owned)
         .collect();
-    stats
+    let mut overview = stats
         .overview(&kinds)
         .await
-        .map(Json)
-        .map_err(|e| ApiError::unavailable("reading the queues from the management API", e))
+        .map_err(|e| ApiError::unavailable("reading the queues from the management API", e))?;
+    let retrying = retrying_by_kind(&app).await?;
+    for queues in &mut overview.kinds {
+        queues.retrying = retrying.get(&queues.kind).copied().unwrap_or(0);
+    }
+    Ok(Json(overview))
+}
+
+/// Every domain's jobs waiting for their next attempt, by kind.
+async fn retrying_by_kind(app: &AppState) -> Result<HashMap<String, i64>, ApiError> {
+    let failed = |e| ApiError::unavailable("counting the retrying jobs", e);
+    let photos = app.uploads.store.jobs_retrying().await.map_err(failed)?;
+    let orders = app.checkout.store.jobs_retrying().await.map_err(failed)?;
+    Ok(photos.into_iter().chain(orders).collect())
 }
 
 /// `GET /admin/api/dead-letters`: per kind, count, oldest failure, top reasons.

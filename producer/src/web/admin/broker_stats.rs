@@ -40,6 +40,9 @@ pub struct KindQueues {
     pub dead: u64,
     /// In quarantine, waiting to run alone.
     pub quarantined: u64,
+    /// Waiting for their next attempt (from the domains' job tables, not the broker: the
+    /// wait queues are shared by every kind).
+    pub retrying: i64,
     /// Jobs entering the work queue per second (new, replayed and retried).
     pub incoming_rate: f64,
     /// Jobs acked per second (finished one way or another).
@@ -104,6 +107,7 @@ impl BrokerStats {
                     incoming_rate: rate(&work, "publish_details"),
                     done_rate: rate(&work, "ack_details"),
                     dead_rate: rate(&dead, "publish_details"),
+                    retrying: 0,
                 }
             })
             .collect();

@@ -32,6 +32,11 @@ impl OrderStore {
         }
     }
 
+    /// Per kind, the order jobs waiting for their next attempt.
+    pub async fn jobs_retrying(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        dbkit::jobs_retrying(&self.db, "order_jobs").await
+    }
+
     /// Runs `operation` within this store's bound.
     async fn bounded<T>(
         &self,

@@ -50,6 +50,11 @@ impl PhotoStore {
         self.bounded("a ping", ping).await.map(drop)
     }
 
+    /// Per kind, the photo jobs waiting for their next attempt.
+    pub async fn jobs_retrying(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        dbkit::jobs_retrying(&self.db, "image_jobs").await
+    }
+
     /// Runs `operation` within this store's bound.
     async fn bounded<T>(
         &self,
