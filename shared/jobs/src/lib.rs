@@ -12,6 +12,7 @@ mod cpu;
 mod definitions;
 mod envelope;
 mod headers;
+mod instruments;
 mod job;
 mod nodes;
 #[cfg(feature = "outbox")]
@@ -35,6 +36,7 @@ pub use envelope::{CONTENT_TYPE, EncodedJob};
 pub use headers::{
     DELIVERY_COUNT, JOB_ATTEMPTS, JOB_CRASHES, JOB_ERROR, JOB_ORPHANED, header_str, header_u32,
 };
+pub use instruments::describe_metrics;
 pub use job::{Job, JobId, is_valid_kind};
 pub use nodes::{Nodes, parse_amqp_url, without_password};
 pub use publisher::{PublishError, Publisher, PublisherSettings};

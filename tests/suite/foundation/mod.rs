@@ -1,8 +1,9 @@
 //! The job machinery: handling, observing, retries, dead letters, publishing, recovery,
-//! shutdown, decoupling.
+//! shutdown, decoupling, metrics.
 
 mod bad_input;
 mod handling;
+mod metrics;
 mod observing;
 mod parking;
 mod permissions;
