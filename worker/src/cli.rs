@@ -24,8 +24,9 @@ pub struct Cli {
     pub publishing: PublisherSettings,
     #[command(flatten)]
     pub handlers: HandlerSettings,
-    /// Where to serve `GET /metrics` (Prometheus); `off` or empty: nowhere.
-    #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:9090",
+    /// Where to serve `GET /metrics` (Prometheus), e.g. `0.0.0.0:9090`; `off` or empty:
+    /// nowhere. Off unless set: several workers may run on one host.
+    #[arg(long, env = "METRICS_ADDR", default_value = "off",
           value_parser = parse_metrics_addr)]
     pub metrics_addr: MetricsAddr,
 }
