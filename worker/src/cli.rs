@@ -1,5 +1,6 @@
 //! The worker's command line; every flag can also come from its environment variable.
 
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 
@@ -23,6 +24,25 @@ pub struct Cli {
     pub publishing: PublisherSettings,
     #[command(flatten)]
     pub handlers: HandlerSettings,
+    /// Where to serve `GET /metrics` (Prometheus), e.g. `0.0.0.0:9090`; `off` or empty:
+    /// nowhere. Off unless set: several workers may run on one host.
+    #[arg(long, env = "METRICS_ADDR", default_value = "off",
+          value_parser = parse_metrics_addr)]
+    pub metrics_addr: MetricsAddr,
+}
+
+/// The metrics listener's address, if there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsAddr(pub Option<SocketAddr>);
+
+fn parse_metrics_addr(value: &str) -> Result<MetricsAddr, String> {
+    match value.trim() {
+        "" | "off" => Ok(MetricsAddr(None)),
+        address => address
+            .parse()
+            .map(|address| MetricsAddr(Some(address)))
+            .map_err(|e| format!("`{address}` is not an address and port, nor `off`: {e}")),
+    }
 }
 
 /// What every domain's handlers need.
@@ -97,4 +117,35 @@ pub struct PipelineSettings {
     /// Users have no address of their own yet: mail goes to `<user_id>@USER_EMAIL_DOMAIN`.
     #[arg(long, env = "USER_EMAIL_DOMAIN", default_value = "users.localhost")]
     pub user_email_domain: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn metrics_addr(args: &[&str]) -> Result<MetricsAddr, clap::Error> {
+        let mut argv = vec!["worker", "--database-url", "postgres://x@localhost/x"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map(|cli| cli.metrics_addr)
+    }
+
+    #[test]
+    fn the_metrics_listener_can_be_moved_or_turned_off_and_a_bad_address_is_refused() {
+        let moved = metrics_addr(&["--metrics-addr", "127.0.0.1:9100"]);
+        assert_eq!(
+            moved.ok(),
+            Some(MetricsAddr(Some(([127, 0, 0, 1], 9100).into())))
+        );
+        assert_eq!(
+            metrics_addr(&["--metrics-addr", "off"]).ok(),
+            Some(MetricsAddr(None))
+        );
+        assert_eq!(
+            metrics_addr(&["--metrics-addr", ""]).ok(),
+            Some(MetricsAddr(None))
+        );
+        assert!(metrics_addr(&["--metrics-addr", "localhost"]).is_err());
+    }
 }

@@ -5,13 +5,14 @@
 
 mod cli;
 
-pub use cli::{Cli, HandlerSettings, MailSettings, OrderSettings, PipelineSettings};
+pub use cli::{Cli, HandlerSettings, MailSettings, MetricsAddr, OrderSettings, PipelineSettings};
 pub use mail::Mailer;
 pub use orders::Fulfilment;
 pub use photos::Pipeline;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use dbkit::{Database, Schema};
@@ -20,10 +21,57 @@ use photos::imaging::{ContentFilter, HashBlocklist};
 use rabbitmq_jobs::{
     AmqpSettings, Catalog, CpuPool, Publisher, PublisherSettings, Registry, Worker,
 };
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// Runs the worker until `shutdown` resolves, then drains. A database that is not up yet
-/// is waited for; `shutdown` ends that wait too.
+/// is waited for; `shutdown` ends that wait too. With `METRICS_ADDR` set, `/metrics` is
+/// served there meanwhile.
 pub async fn run(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let metrics = match cli.metrics_addr.0 {
+        Some(address) => Some(
+            TcpListener::bind(address)
+                .await
+                .with_context(|| format!("listening on METRICS_ADDR {address}"))?,
+        ),
+        None => None,
+    };
+    run_with_metrics(cli, metrics, shutdown).await
+}
+
+/// [`run`], serving `/metrics` on `metrics` (a listener bound already: a test binds port 0
+/// and reads its address) instead of binding `METRICS_ADDR`. The listener stays up while the
+/// worker starts and drains, and closes when the worker has stopped.
+pub async fn run_with_metrics(
+    cli: Cli,
+    metrics: Option<TcpListener>,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let serving = metrics.map(|listener| {
+        tokio::spawn(observability::serve(
+            listener,
+            stop.clone().cancelled_owned(),
+        ))
+    });
+    let result = consume(cli, shutdown).await;
+    stop.cancel();
+    if let Some(serving) = serving {
+        match tokio::time::timeout(METRICS_STOP_TIMEOUT, serving).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(Ok(Err(error))) => tracing::warn!(%error, "the metrics listener failed"),
+            Ok(Err(error)) => tracing::warn!(%error, "the metrics listener's task failed"),
+            Err(_) => tracing::warn!("the metrics listener did not stop in time"),
+        }
+    }
+    result
+}
+
+/// The longest the worker waits for its metrics listener to close (it allows scrapes under
+/// way five seconds).
+const METRICS_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn consume(cli: Cli, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let mut shutdown = std::pin::pin!(shutdown);
     let starting = registry_for(&cli.kinds, &cli.handlers, &cli.amqp, cli.publishing.clone());
     let mut registry = tokio::select! {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use ::orders::Checkout;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::middleware;
 use axum::routing::{get, post};
 use photos::Uploads;
 use rabbitmq_jobs::Publisher;
@@ -43,7 +44,8 @@ pub struct AppState {
     pub admin: Option<Admin>,
 }
 
-/// The routes.
+/// The routes, `GET /metrics` among them (Prometheus' text format; the process's recorder
+/// is installed on first use), each request counted and timed by its route's pattern.
 pub fn router(state: AppState) -> Router {
     let media = ServeDir::new(state.uploads.storage.public_dir());
     let admin = admin::routes(&state);
@@ -61,7 +63,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::ready))
         .nest_service("/media", media)
         .merge(admin)
+        .merge(observability::metrics_route())
         .fallback(|| async { ApiError::not_found("no such route") })
+        .layer(middleware::from_fn(observability::track_requests))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -14,6 +14,7 @@ mod definitions;
 mod delay;
 mod envelope;
 mod headers;
+mod instruments;
 mod job;
 mod nodes;
 #[cfg(feature = "outbox")]
@@ -39,6 +40,7 @@ pub use headers::{
     DELIVERY_COUNT, JOB_ATTEMPTS, JOB_CRASHES, JOB_ERROR, JOB_FAILED_AT, JOB_NOT_BEFORE,
     JOB_ORPHANED, JOB_REPLAYED, header_i64, header_str, header_u32,
 };
+pub use instruments::describe_metrics;
 pub use job::{Job, JobId, is_valid_kind};
 pub use nodes::{Nodes, parse_amqp_url, without_password};
 pub use publisher::{PublishError, Publisher, PublisherSettings};

@@ -141,6 +141,7 @@ async fn a_worker_waiting_for_its_database_stops_at_once_when_told_to() {
         worker: rabbitmq_jobs::WorkerSettings::default(),
         publishing: PublisherSettings::default(),
         handlers: handler_settings(url, &dir),
+        metrics_addr: worker::MetricsAddr(None),
     };
     let logs = support::logs::Logs::default();
     let _capturing = logs.capture();

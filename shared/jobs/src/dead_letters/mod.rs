@@ -253,6 +253,8 @@ impl DeadLetters {
                 routing_key: kind,
                 body: &delivery.data,
                 properties,
+                // A copy of a job published before, not a new one.
+                new_job: false,
             };
             self.publisher.send(copy).await?;
             scan.ack(&delivery).await?;

@@ -19,6 +19,7 @@ use uuid::Uuid;
 use super::{OutboxSettings, backlog};
 use crate::backoff::Backoff;
 use crate::envelope::job_properties;
+use crate::instruments;
 use crate::publisher::{Outgoing, PublishError, Publisher};
 use crate::topology::EXCHANGE;
 
@@ -274,6 +275,7 @@ impl Relay {
                 routing_key: &row.kind,
                 body: &row.body,
                 properties,
+                new_job: true,
             })
             .collect();
         match self.publisher.send_batch_once(&outgoing).await {
@@ -292,20 +294,27 @@ impl Relay {
         Ok((sent, refused))
     }
 
-    /// Logs how many jobs wait and for how long, when the oldest has waited a while.
+    /// Sets the backlog gauges; logs how many jobs wait and for how long, when the oldest has
+    /// waited a while.
     async fn report_lag(&self) {
         let reading = async {
             let mut connection = self.pool.acquire().await?;
             backlog(&mut connection).await
         };
-        match self.bounded("reading the backlog", reading).await {
-            Ok(backlog) if backlog.oldest >= LAGGING_AFTER => tracing::warn!(
+        let backlog = match self.bounded("reading the backlog", reading).await {
+            Ok(backlog) => backlog,
+            Err(error) => {
+                tracing::warn!(%error, "outbox relay: could not read the backlog");
+                return;
+            }
+        };
+        instruments::outbox_backlog(backlog.waiting, backlog.oldest);
+        if backlog.oldest >= LAGGING_AFTER {
+            tracing::warn!(
                 waiting = backlog.waiting,
                 oldest_secs = backlog.oldest.as_secs(),
                 "outbox not draining: jobs are waiting for the broker"
-            ),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "outbox relay: could not read the backlog"),
+            );
         }
     }
 

@@ -47,6 +47,7 @@ impl Publisher {
             routing_key: J::KIND,
             body: &encoded.body,
             properties: encoded.properties().with_headers(due_header(due)),
+            new_job: true,
         };
         self.send(message).await?;
         Ok(encoded.id)

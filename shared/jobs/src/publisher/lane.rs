@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::PublishError;
+use crate::instruments::{self, Role};
 use crate::nodes::Nodes;
 use crate::topology::Topology;
 
@@ -139,10 +140,13 @@ impl Lanes {
         // the pool, whose recycle check discards it. It must be dropped before asking the pool
         // for another: held across the wait, it keeps the pool full, and the wait ends only at
         // the pool's timeout (a 5 s stall after every lost connection).
-        let reusable = slot
-            .take()
+        let old = slot.take();
+        let lost = old.is_some();
+        let reusable = old
             .map(|old| old.connection)
             .filter(|connection| connection.status().connected());
+        // A lane had been built before and its connection is gone: a reconnect.
+        let reconnect = lost && reusable.is_none();
         let connection = match reusable {
             Some(connection) => connection,
             None => Arc::new(self.connect().await?),
@@ -163,6 +167,9 @@ impl Lanes {
             channel,
         };
         *slot = Some(lane.clone());
+        if reconnect {
+            instruments::reconnected(Role::Publisher);
+        }
         Ok(lane)
     }
 

@@ -10,6 +10,7 @@
 mod delayed;
 mod error;
 mod lane;
+mod outgoing;
 mod settings;
 mod size;
 
@@ -19,41 +20,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_lapin::{PoolConfig, Runtime, Timeouts};
-use lapin::options::BasicPublishOptions;
-use lapin::{BasicProperties, Confirmation, PublisherConfirm};
+use lapin::Confirmation;
 use tokio::time::Instant;
 
 pub use self::error::PublishError;
 use self::lane::{Lane, Lanes};
+pub(crate) use self::outgoing::Outgoing;
+use self::outgoing::{Pending, start_publish};
 pub use self::settings::PublisherSettings;
 pub(crate) use self::size::{check_size, encode_within};
 use crate::connection::{AmqpSettings, connection_properties};
 use crate::envelope::EncodedJob;
+use crate::instruments;
 use crate::job::{Job, JobId};
-use crate::topology::{EXCHANGE, Topology};
+use crate::topology::Topology;
 
 /// Confirms awaited at once by a batch publish: enough to pipeline, bounded in memory.
 const BATCH_WINDOW: usize = 1_000;
-
-/// One message on its way out.
-#[derive(Debug, Clone)]
-pub(crate) struct Outgoing<'a> {
-    pub(crate) exchange: &'a str,
-    pub(crate) routing_key: &'a str,
-    pub(crate) body: &'a [u8],
-    pub(crate) properties: BasicProperties,
-}
-
-impl<'a> From<&'a EncodedJob> for Outgoing<'a> {
-    fn from(job: &'a EncodedJob) -> Self {
-        Self {
-            exchange: EXCHANGE,
-            routing_key: job.kind,
-            body: &job.body,
-            properties: job.properties(),
-        }
-    }
-}
 
 /// Publishes typed jobs; cheap to clone and share between tasks.
 #[derive(Clone)]
@@ -229,7 +212,7 @@ impl Publisher {
         &self,
         lane: &Lane,
         message: &Outgoing<'_>,
-    ) -> Result<PublisherConfirm, PublishError> {
+    ) -> Result<Pending, PublishError> {
         let settings = &self.inner.settings;
         let limit = settings.blocked_timeout + settings.confirm_timeout;
         match tokio::time::timeout(limit, start_publish(lane, message)).await {
@@ -305,7 +288,7 @@ impl Publisher {
     async fn confirm_or_retry<'m, 'a>(
         &self,
         lane: &Lane,
-        confirm: PublisherConfirm,
+        confirm: Pending,
         message: &'m Outgoing<'a>,
         again: &mut Vec<&'m Outgoing<'a>>,
     ) -> Result<(), PublishError> {
@@ -328,7 +311,7 @@ impl Publisher {
     async fn await_confirm(
         &self,
         lane: &Lane,
-        confirm: PublisherConfirm,
+        pending: Pending,
         message: &Outgoing<'_>,
     ) -> Result<(), PublishError> {
         let settings = &self.inner.settings;
@@ -336,7 +319,7 @@ impl Publisher {
         // costs nothing, so the two guards are armed only for a confirm that is late.
         let confirmation = tokio::select! {
             biased;
-            confirmation = confirm => confirmation
+            confirmation = pending.confirm => confirmation
                 .map_err(|e| PublishError::connection("waiting for the confirm", e))?,
             blocked = lane.blocked_for(settings.blocked_timeout) => return Err(blocked),
             () = tokio::time::sleep(settings.confirm_timeout) => {
@@ -345,7 +328,13 @@ impl Publisher {
             }
         };
         match confirmation {
-            Confirmation::Ack(None) => Ok(()),
+            Confirmation::Ack(None) => {
+                instruments::confirmed_after(pending.sent.elapsed());
+                if message.new_job {
+                    instruments::published(message.routing_key);
+                }
+                Ok(())
+            }
             Confirmation::Ack(Some(returned)) => Err(PublishError::Unroutable {
                 exchange: message.exchange.to_owned(),
                 routing_key: message.routing_key.to_owned(),
@@ -369,23 +358,4 @@ fn is_transient(error: &PublishError) -> bool {
         PublishError::Topology(e) => e.is_retryable(),
         _ => false,
     }
-}
-
-async fn start_publish(
-    lane: &Lane,
-    message: &Outgoing<'_>,
-) -> Result<PublisherConfirm, PublishError> {
-    lane.channel
-        .basic_publish(
-            message.exchange.into(),
-            message.routing_key.into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            },
-            message.body,
-            message.properties.clone(),
-        )
-        .await
-        .map_err(|e| PublishError::connection("publishing", e))
 }

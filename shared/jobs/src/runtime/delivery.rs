@@ -12,7 +12,7 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use lapin::message::Delivery;
 use tokio::time::Instant;
@@ -24,6 +24,7 @@ use super::registry::{JobFuture, Registry};
 use crate::delay;
 use crate::envelope::IncomingEnvelope;
 use crate::headers::{JOB_ATTEMPTS, JOB_CRASHES, JOB_ORPHANED, header_u32};
+use crate::instruments::{self, Handled, InFlight};
 use crate::job::JobId;
 use crate::publisher::Publisher;
 use crate::retry::{RetryDecision, WaitTier};
@@ -92,6 +93,18 @@ impl Verdict {
             Self::Requeue { reason, .. } => JobOutcome::Requeued { reason },
         })
     }
+
+    /// How `jobs_handled_total` counts it once settled; not at all for a delayed job parked
+    /// again before it is due (it did not run).
+    pub(crate) fn handled(&self) -> Option<Handled> {
+        Some(match self {
+            Self::Wait { .. } => return None,
+            Self::Done => Handled::Succeeded,
+            Self::Retry { .. } => Handled::Retried,
+            Self::DeadLetter { .. } => Handled::DeadLettered,
+            Self::Requeue { .. } => Handled::Requeued,
+        })
+    }
 }
 
 /// A job ready to run.
@@ -101,6 +114,7 @@ struct Ready {
     attempt: u32,
     timeout: Duration,
     retry: crate::RetryPolicy,
+    created_at: DateTime<Utc>,
 }
 
 /// Runs deliveries through their handlers and settles them.
@@ -128,15 +142,20 @@ impl Dispatcher {
                 .map(|s| s.as_str())
                 .unwrap_or("-"),
         );
+        let _in_flight = InFlight::start(received.kind);
         async {
             let prior = header_u32(properties.headers().as_ref(), JOB_ATTEMPTS).unwrap_or(0);
             let (verdict, id, attempt) = match self.triage(&received, prior) {
                 Ok(ready) => {
                     let (id, attempt) = (Some(ready.id), ready.attempt);
+                    instruments::run_starts(received.kind, ready.created_at);
                     // A progress hint: a failure to record it is logged, not waited on.
                     self.notify(&received, id, attempt, JobOutcome::Started)
                         .await;
-                    (run(ready).await, id, attempt)
+                    let started = Instant::now();
+                    let verdict = run(ready).await;
+                    instruments::handler_ran(received.kind, started.elapsed());
+                    (verdict, id, attempt)
                 }
                 Err((verdict, id)) => (verdict, id, prior),
             };
@@ -266,6 +285,7 @@ impl Dispatcher {
             attempt,
             timeout: entry.timeout,
             retry: entry.retry,
+            created_at: envelope.created_at,
         })
     }
 }

@@ -33,6 +33,7 @@ pub use self::settings::{Concurrency, HumanDuration, KindSetting, WorkerSettings
 use self::settle::OBSERVER_TIMEOUT;
 use crate::backoff::Backoff;
 use crate::connection::AmqpSettings;
+use crate::instruments::{self, Role};
 use crate::publisher::{PublishError, Publisher, PublisherSettings};
 use crate::topology::TopologyError;
 
@@ -164,10 +165,15 @@ const STABLE_SESSION: Duration = Duration::from_secs(10);
 /// Keeps a session open, reconnecting with backoff, until stopped.
 async fn supervise(ctx: Arc<Context>) -> Result<(), WorkerError> {
     let mut backoff = Backoff::default();
+    let mut connected_before = false;
     while !ctx.stop.is_cancelled() {
         let opened = tokio::time::timeout(BROKER_TIMEOUT, Session::open(&ctx)).await;
         match opened.unwrap_or(Err(OpenError::TimedOut(BROKER_TIMEOUT))) {
             Ok(session) => {
+                if connected_before {
+                    instruments::reconnected(Role::Worker);
+                }
+                connected_before = true;
                 let started = tokio::time::Instant::now();
                 match session.run(&ctx).await {
                     SessionEnd::Stopped => return Ok(()),

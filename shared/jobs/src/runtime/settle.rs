@@ -20,6 +20,7 @@ use super::observer::{JobEvent, JobOutcome};
 use crate::backoff::Backoff;
 use crate::envelope::PERSISTENT;
 use crate::headers::{DELIVERY_COUNT, JOB_ATTEMPTS, JOB_ERROR, JOB_FAILED_AT};
+use crate::instruments;
 use crate::job::JobId;
 use crate::publisher::Outgoing;
 use crate::topology::{DEAD_LETTER_EXCHANGE, EXCHANGE, QUARANTINE_EXCHANGE};
@@ -57,6 +58,7 @@ impl Dispatcher {
                 routing_key: received.kind,
                 body: &received.delivery.data,
                 properties,
+                new_job: false,
             };
             if !self.park(received, id, attempt, copy).await {
                 return;
@@ -67,7 +69,12 @@ impl Dispatcher {
             None => true,
         };
         if recorded {
-            ack(&received.delivery).await;
+            // Counted once acked: a job whose ack was lost is settled again when redelivered.
+            if ack(&received.delivery).await
+                && let Some(handled) = verdict.handled()
+            {
+                instruments::handled(received.kind, handled);
+            }
         } else {
             // Its outcome is not recorded: redelivered, the job runs again (handlers are
             // idempotent) and its outcome is recorded then.
@@ -260,16 +267,19 @@ fn outcome_headers(original: Option<&FieldTable>, attempts: u32, reason: &str) -
     headers
 }
 
-/// Acks a delivery. Delivery tags belong to their channel: after a reconnect the old tag
-/// cannot be acked, and the broker redelivers the job to whichever consumer is alive.
-async fn ack(delivery: &Delivery) {
+/// Acks a delivery; true when the ack was sent. Delivery tags belong to their channel: after
+/// a reconnect the old tag cannot be acked, and the broker redelivers the job to whichever
+/// consumer is alive.
+async fn ack(delivery: &Delivery) -> bool {
     match delivery.acker.ack(BasicAckOptions::default()).await {
-        Ok(true) => {}
+        Ok(true) => true,
         Ok(false) => {
-            tracing::warn!("ack not sent: its channel is gone; the broker redelivers the job")
+            tracing::warn!("ack not sent: its channel is gone; the broker redelivers the job");
+            false
         }
         Err(error) => {
-            tracing::info!(%error, "ack failed (channel gone); the broker redelivers the job")
+            tracing::info!(%error, "ack failed (channel gone); the broker redelivers the job");
+            false
         }
     }
 }
