@@ -13,6 +13,7 @@ ENV CARGO_PROFILE_RELEASE_DEBUG=false
 COPY Cargo.toml Cargo.lock ./
 COPY shared/jobs/Cargo.toml shared/jobs/
 COPY shared/dbkit/Cargo.toml shared/dbkit/
+COPY shared/observability/Cargo.toml shared/observability/
 COPY shared/photos/Cargo.toml shared/photos/
 COPY shared/orders/Cargo.toml shared/orders/
 COPY shared/mail/Cargo.toml shared/mail/
@@ -20,7 +21,7 @@ COPY shared/testkit/Cargo.toml shared/testkit/
 COPY producer/Cargo.toml producer/
 COPY worker/Cargo.toml worker/
 RUN sed -i 's/, "tests"\]/]/' Cargo.toml \
- && for crate in shared/jobs shared/dbkit shared/photos shared/orders shared/mail shared/testkit producer worker; do \
+ && for crate in shared/jobs shared/dbkit shared/observability shared/photos shared/orders shared/mail shared/testkit producer worker; do \
       mkdir -p $crate/src && touch $crate/src/lib.rs; done \
  && echo 'fn main() {}' > producer/src/main.rs \
  && echo 'fn main() {}' > worker/src/main.rs \
