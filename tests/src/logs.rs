@@ -51,13 +51,22 @@ impl Logs {
 
     /// Captured lines that contain `text`.
     pub fn lines_with(&self, text: &str) -> usize {
-        let logs = String::from_utf8_lossy(
+        self.lines_where(|line| line.contains(text))
+    }
+
+    /// Captured lines for which `keep` holds.
+    pub fn lines_where(&self, keep: impl Fn(&str) -> bool) -> usize {
+        self.text().lines().filter(|line| keep(line)).count()
+    }
+
+    /// Everything captured.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(
             &self
                 .0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
-        .into_owned();
-        logs.lines().filter(|line| line.contains(text)).count()
+        .into_owned()
     }
 }

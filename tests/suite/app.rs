@@ -8,6 +8,7 @@ use dbkit::DatabaseSettings;
 use photos::{ImageState, ImageStatus, JobState, PhotoSettings};
 use rabbitmq_jobs::outbox::OutboxSettings;
 use rabbitmq_jobs::{AmqpSettings, Publisher, Topology, Worker};
+use support::logs::Logs;
 use support::{AppDatabase, Broker, Postgres, Vhost, wait_until};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -186,17 +187,23 @@ fn admin(broker: &Broker, vhost: &Vhost, amqp: &AmqpSettings) -> producer::web::
 impl App {
     /// A worker of every domain, as `worker` runs it, in a runtime of its own.
     pub fn start_worker(&self) -> RunningWorker {
+        self.start_worker_logged(None)
+    }
+
+    /// As [`App::start_worker`]; with `logs`, its log lines go there.
+    pub fn start_worker_logged(&self, logs: Option<Logs>) -> RunningWorker {
         let (amqp, handlers) = (self.amqp.clone(), self.handlers.clone());
         let settings = rabbitmq_jobs::WorkerSettings {
             name: format!("{}-worker", self.vhost.name),
             ..rabbitmq_jobs::WorkerSettings::default()
         };
-        RunningWorker::spawn(move || async move {
+        let make = move || async move {
             let registry = worker::registry(&handlers, &amqp, fast_publishing())
                 .await
                 .unwrap();
             Worker::new(amqp, settings, fast_publishing(), registry).unwrap()
-        })
+        };
+        RunningWorker::spawn_logged(make, logs)
     }
 
     /// Signals the server to shut down; its task ends when `serve` returns.

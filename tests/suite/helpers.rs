@@ -13,9 +13,10 @@ use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
 use rabbitmq_jobs::{
     AmqpSettings, Job, JobContext, JobId, Publisher, PublisherSettings, Registry, RetryPolicy,
-    Topology, Worker, WorkerSettings,
+    Topology, TraceContext, Worker, WorkerSettings,
 };
 use serde::{Deserialize, Serialize};
+use support::logs::Logs;
 use support::{Broker, QueueStats, Vhost, wait_until};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -45,6 +46,7 @@ pub struct Call {
     pub at: Instant,
     pub worker: usize,
     pub redelivered: bool,
+    pub trace: TraceContext,
 }
 
 /// Handler calls, shared between the test and its workers.
@@ -62,6 +64,7 @@ impl Recorder {
             at: Instant::now(),
             worker,
             redelivered: ctx.redelivered,
+            trace: ctx.trace,
         };
         self.calls.lock().unwrap().push(call);
     }
@@ -294,15 +297,32 @@ impl RunningWorker {
         F: FnOnce() -> Fut + Send + 'static,
         Fut: Future<Output = Worker>,
     {
+        Self::spawn_logged(make, None)
+    }
+
+    /// As [`RunningWorker::spawn`]; with `logs`, on one thread whose log lines go there.
+    pub fn spawn_logged<F, Fut>(make: F, logs: Option<Logs>) -> Self
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Worker>,
+    {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (kill_tx, kill_rx) = oneshot::channel::<()>();
         let (done_tx, done_rx) = oneshot::channel();
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .expect("worker runtime");
+            // A thread's own subscriber sees only that thread: a logged worker runs on one.
+            let _capturing = logs.as_ref().map(Logs::capture);
+            let runtime = match logs {
+                Some(_) => tokio::runtime::Builder::new_current_thread(),
+                None => {
+                    let mut builder = tokio::runtime::Builder::new_multi_thread();
+                    builder.worker_threads(2);
+                    builder
+                }
+            }
+            .enable_all()
+            .build()
+            .expect("worker runtime");
             let result = runtime.block_on(async move {
                 let worker = make().await;
                 let shutdown = async move {

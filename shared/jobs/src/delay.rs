@@ -35,14 +35,12 @@ pub(crate) fn tier_for(headers: Option<&FieldTable>, now: DateTime<Utc>) -> Opti
     next_tier(due, now)
 }
 
-/// The header that carries `due`.
-pub(crate) fn due_header(due: DateTime<Utc>) -> FieldTable {
-    let mut headers = FieldTable::default();
+/// Writes the header that carries `due`.
+pub(crate) fn write_due(headers: &mut FieldTable, due: DateTime<Utc>) {
     headers.insert(
         JOB_NOT_BEFORE.into(),
         AMQPValue::LongLongInt(due.timestamp_millis()),
     );
-    headers
 }
 
 #[cfg(test)]
@@ -92,7 +90,8 @@ mod tests {
     #[test]
     fn the_due_time_reads_back_from_the_headers() {
         let now = Utc::now();
-        let headers = due_header(due_after(now, Duration::from_secs(7)));
+        let mut headers = FieldTable::default();
+        write_due(&mut headers, due_after(now, Duration::from_secs(7)));
         assert_eq!(
             tier_for(Some(&headers), now).map(|t| t.delay()),
             Some(Duration::from_secs(5))

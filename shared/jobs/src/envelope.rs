@@ -8,10 +8,12 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 use lapin::BasicProperties;
+use lapin::types::FieldTable;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::job::{Job, JobId};
+use crate::trace::TraceContext;
 
 /// The content type of every job body.
 pub const CONTENT_TYPE: &str = "application/json";
@@ -54,10 +56,12 @@ pub struct EncodedJob {
     pub kind: &'static str,
     /// The JSON envelope.
     pub body: Vec<u8>,
+    /// The trace it belongs to: the one in force where it was encoded, or a new one.
+    pub trace: TraceContext,
 }
 
 impl EncodedJob {
-    /// Wraps `job` in a fresh envelope.
+    /// Wraps `job` in a fresh envelope, in the trace in force (see [`TraceContext`]).
     pub fn encode<J: Job>(job: &J) -> Result<Self, serde_json::Error> {
         let id = JobId::new();
         let body = serde_json::to_vec(&OutgoingEnvelope {
@@ -71,24 +75,34 @@ impl EncodedJob {
             id,
             kind: J::KIND,
             body,
+            trace: TraceContext::for_new_job(),
         })
     }
 
     /// The AMQP properties of the wire contract.
     #[must_use]
     pub fn properties(&self) -> BasicProperties {
-        job_properties(&self.id.to_string(), self.kind)
+        job_properties(&self.id.to_string(), self.kind, self.headers())
+    }
+
+    /// Its headers: the `traceparent`.
+    pub(crate) fn headers(&self) -> FieldTable {
+        let mut headers = FieldTable::default();
+        self.trace.write_into(&mut headers);
+        headers
     }
 }
 
-/// Persistent JSON properties naming the job, shared by first publishes, retries and dead letters.
-pub(crate) fn job_properties(message_id: &str, kind: &str) -> BasicProperties {
+/// Persistent JSON properties naming the job, with `headers`, for a job's first publish
+/// (retries and dead letters are copies of the delivery's own).
+pub(crate) fn job_properties(message_id: &str, kind: &str, headers: FieldTable) -> BasicProperties {
     BasicProperties::default()
         .with_content_type(CONTENT_TYPE.into())
         .with_delivery_mode(PERSISTENT)
         .with_message_id(message_id.into())
         .with_type(kind.into())
         .with_timestamp(u64::try_from(Utc::now().timestamp()).unwrap_or_default())
+        .with_headers(headers)
 }
 
 #[cfg(test)]

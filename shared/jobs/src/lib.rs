@@ -27,6 +27,7 @@ mod telemetry;
 #[cfg(test)]
 mod test_jobs;
 mod topology;
+mod trace;
 
 pub use backoff::Backoff;
 pub use catalog::{Catalog, CatalogError};
@@ -57,6 +58,7 @@ pub use topology::{
     QUARANTINE_EXCHANGE, Topology, TopologyDescription, TopologyError, TopologyMode,
     dead_letter_queue, quarantine_queue, work_queue,
 };
+pub use trace::{TRACEPARENT, TraceContext};
 
 /// Re-exported so users name the same lapin types the library uses.
 pub use lapin;

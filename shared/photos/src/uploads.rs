@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use dbkit::WriteError;
 use rabbitmq_jobs::outbox::{Outbox, OutboxError};
-use rabbitmq_jobs::{Job, PublishError, Publisher};
+use rabbitmq_jobs::{Job, PublishError, Publisher, TraceContext};
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::files::{original_key, public_original_key};
@@ -128,8 +129,10 @@ impl Uploads {
     /// jobs, or nothing.
     pub async fn accept(&self, user_id: &str, bytes: Vec<u8>) -> Result<Accepted, UploadError> {
         let (uploads, user_id) = (self.clone(), user_id.to_owned());
+        let accepting = async move { uploads.accept_now(&user_id, bytes).await };
+        // The request's trace and span go with it: its jobs and log lines carry the trace id.
         self.in_flight
-            .spawn(async move { uploads.accept_now(&user_id, bytes).await })
+            .spawn(TraceContext::in_current(accepting).in_current_span())
             .await
             .map_err(|e| UploadError::Check(e.to_string()))?
     }

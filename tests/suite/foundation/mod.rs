@@ -15,3 +15,4 @@ mod recovery;
 mod retries;
 mod shutdown;
 mod topology;
+mod traces;

@@ -15,5 +15,6 @@ mod secrets;
 mod startup;
 mod status_writes;
 mod store_bounds;
+mod traces;
 mod withdrawn;
 mod worker_limits;

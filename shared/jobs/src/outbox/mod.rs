@@ -139,11 +139,12 @@ impl Outbox {
         let ids: Vec<uuid::Uuid> = jobs.iter().map(|job| job.id.0).collect();
         let kinds: Vec<&str> = jobs.iter().map(|job| job.kind).collect();
         let bodies: Vec<&[u8]> = jobs.iter().map(|job| job.body.as_slice()).collect();
+        let traces: Vec<String> = jobs.iter().map(|job| job.trace.to_string()).collect();
         // Counting stops at the limit, on the index of unsent rows: cheap while the broker
         // keeps up, bounded when it does not.
         let written = sqlx::query(
-            "INSERT INTO job_outbox (job_id, kind, body)
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[])
+            "INSERT INTO job_outbox (job_id, kind, body, traceparent)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::bytea[], $5::text[])
              WHERE (SELECT count(*) FROM (
                         SELECT 1 FROM job_outbox WHERE sent_at IS NULL LIMIT $4
                     ) AS unsent) < $4",
@@ -152,6 +153,7 @@ impl Outbox {
         .bind(&kinds)
         .bind(&bodies)
         .bind(i64::from(self.settings.max_unsent))
+        .bind(&traces)
         .execute(tx)
         .await?;
         if written.rows_affected() == 0 && !jobs.is_empty() {

@@ -22,6 +22,7 @@ use crate::envelope::job_properties;
 use crate::instruments;
 use crate::publisher::{Outgoing, PublishError, Publisher};
 use crate::topology::EXCHANGE;
+use crate::trace::TraceContext;
 
 /// The channel the table's trigger notifies.
 const CHANNEL: &str = "job_outbox";
@@ -56,6 +57,18 @@ struct OutboxRow {
     job_id: Uuid,
     kind: String,
     body: Vec<u8>,
+    traceparent: Option<String>,
+}
+
+impl OutboxRow {
+    /// The properties it is published with: its trace, if it has a valid one.
+    fn properties(&self) -> lapin::BasicProperties {
+        let mut headers = lapin::types::FieldTable::default();
+        if let Some(trace) = self.traceparent.as_deref().and_then(TraceContext::parse) {
+            trace.write_into(&mut headers);
+        }
+        job_properties(&self.job_id.to_string(), &self.kind, headers)
+    }
 }
 
 /// Publishes the outbox's jobs; one per process that writes jobs is the usual set-up.
@@ -224,7 +237,7 @@ impl Relay {
         let database = |what| move |e| RelayError::Database(what, e);
         let mut tx = self.pool.begin().await.map_err(database("beginning"))?;
         let rows = sqlx::query_as::<_, OutboxRow>(
-            "SELECT id, job_id, kind, body FROM job_outbox
+            "SELECT id, job_id, kind, body, traceparent FROM job_outbox
              WHERE sent_at IS NULL AND not_before <= now()
              ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
         )
@@ -263,10 +276,7 @@ impl Relay {
         &self,
         rows: &'r [OutboxRow],
     ) -> Result<(Vec<i64>, Vec<(&'r OutboxRow, PublishError)>), RelayError> {
-        let properties: Vec<_> = rows
-            .iter()
-            .map(|row| job_properties(&row.job_id.to_string(), &row.kind))
-            .collect();
+        let properties: Vec<_> = rows.iter().map(OutboxRow::properties).collect();
         let outgoing: Vec<Outgoing<'_>> = rows
             .iter()
             .zip(properties)

@@ -5,7 +5,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{Outgoing, PublishError, Publisher};
-use crate::delay::{due_after, due_header, next_tier};
+use crate::delay::{due_after, next_tier, write_due};
+use crate::envelope::job_properties;
 use crate::job::{Job, JobId};
 use crate::topology::EXCHANGE;
 
@@ -42,11 +43,13 @@ impl Publisher {
         };
         let encoded = self.encode(job)?;
         let exchange = tier.queue_name();
+        let mut headers = encoded.headers();
+        write_due(&mut headers, due);
         let message = Outgoing {
             exchange: &exchange,
             routing_key: J::KIND,
             body: &encoded.body,
-            properties: encoded.properties().with_headers(due_header(due)),
+            properties: job_properties(&encoded.id.to_string(), J::KIND, headers),
             new_job: true,
         };
         self.send(message).await?;

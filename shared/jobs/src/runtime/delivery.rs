@@ -29,6 +29,7 @@ use crate::job::JobId;
 use crate::publisher::Publisher;
 use crate::retry::{RetryDecision, WaitTier};
 use crate::topology::work_queue;
+use crate::trace::TraceContext;
 
 /// Losses of its worker after which a job is quarantined: one loss is most often a
 /// neighbour's fault (or the network's); two in a row deserve a run alone.
@@ -115,6 +116,7 @@ struct Ready {
     timeout: Duration,
     retry: crate::RetryPolicy,
     created_at: DateTime<Utc>,
+    trace: TraceContext,
 }
 
 /// Runs deliveries through their handlers and settles them.
@@ -133,6 +135,8 @@ impl Dispatcher {
     /// Handles one delivery to the end.
     pub(crate) async fn process(&self, received: Received) {
         let properties = &received.delivery.properties;
+        // Every line about this delivery carries its trace, whether or not it runs.
+        let trace = TraceContext::for_run(properties.headers().as_ref());
         let span = tracing::info_span!(
             "job",
             kind = received.kind,
@@ -141,11 +145,12 @@ impl Dispatcher {
                 .as_ref()
                 .map(|s| s.as_str())
                 .unwrap_or("-"),
+            trace_id = %trace.trace_id(),
         );
         let _in_flight = InFlight::start(received.kind);
         async {
             let prior = header_u32(properties.headers().as_ref(), JOB_ATTEMPTS).unwrap_or(0);
-            let (verdict, id, attempt) = match self.triage(&received, prior) {
+            let (verdict, id, attempt) = match self.triage(&received, prior, trace) {
                 Ok(ready) => {
                     let (id, attempt) = (Some(ready.id), ready.attempt);
                     instruments::run_starts(received.kind, ready.created_at);
@@ -167,7 +172,12 @@ impl Dispatcher {
 
     /// Everything decided before the handler runs; a verdict without running carries the
     /// job's id when the envelope could be read.
-    fn triage(&self, received: &Received, prior: u32) -> Result<Ready, (Verdict, Option<JobId>)> {
+    fn triage(
+        &self,
+        received: &Received,
+        prior: u32,
+        trace: TraceContext,
+    ) -> Result<Ready, (Verdict, Option<JobId>)> {
         let size = received.delivery.data.len();
         if size > self.max_message_size {
             let reason = format!(
@@ -192,7 +202,7 @@ impl Dispatcher {
         }
         let redelivered =
             received.delivery.redelivered || header_u32(headers, JOB_ORPHANED).is_some();
-        self.ready(received.kind, envelope, prior, redelivered)
+        self.ready(received.kind, envelope, prior, redelivered, trace)
             .map_err(|reason| (dead_letter(prior, reason), id))
     }
 
@@ -249,6 +259,7 @@ impl Dispatcher {
         envelope: IncomingEnvelope<'_>,
         prior: u32,
         redelivered: bool,
+        trace: TraceContext,
     ) -> Result<Ready, String> {
         let entry = self
             .registry
@@ -275,6 +286,7 @@ impl Dispatcher {
             created_at: envelope.created_at,
             version: envelope.version,
             redelivered,
+            trace,
         };
         let future = entry
             .start(envelope.payload, ctx)
@@ -286,6 +298,7 @@ impl Dispatcher {
             timeout: entry.timeout,
             retry: entry.retry,
             created_at: envelope.created_at,
+            trace,
         })
     }
 }
@@ -298,7 +311,8 @@ fn dead_letter(attempts: u32, reason: String) -> Verdict {
 /// task (no second spawn per job): dropping this future, e.g. when the shutdown deadline
 /// abandons the job, drops the handler with it.
 async fn run(ready: Ready) -> Verdict {
-    let handler = AssertUnwindSafe(ready.future).catch_unwind();
+    // In the run's trace: the jobs the handler publishes continue it.
+    let handler = AssertUnwindSafe(ready.trace.scope(ready.future)).catch_unwind();
     let result: JobResult = match tokio::time::timeout(ready.timeout, handler).await {
         Ok(Ok(result)) => result,
         Ok(Err(panic)) => Err(JobError::Retry(format!(

@@ -11,6 +11,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::job::{Job, JobId};
+use crate::trace::TraceContext;
 
 /// Why a run failed, and whether running it again can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +70,9 @@ pub struct JobContext {
     pub version: u32,
     /// The job was delivered before (a worker died or lost its connection while it held it).
     pub redelivered: bool,
+    /// This run's place in the job's trace (from its `traceparent`): the handler runs in it,
+    /// so the jobs it publishes continue the trace, and its log lines carry `trace_id`.
+    pub trace: TraceContext,
 }
 
 /// Handles jobs of type `J`. Closures `Fn(J, JobContext) -> impl Future<Output = JobResult>`
