@@ -7,9 +7,10 @@ mod error;
 mod health;
 mod orders;
 mod status;
+mod trace;
 mod upload;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::time::Duration;
 
 use ::orders::Checkout;
@@ -20,7 +21,6 @@ use axum::routing::{get, post};
 use photos::Uploads;
 use rabbitmq_jobs::Publisher;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
@@ -45,7 +45,8 @@ pub struct AppState {
 }
 
 /// The routes, `GET /metrics` among them (Prometheus' text format; the process's recorder
-/// is installed on first use), each request counted and timed by its route's pattern.
+/// is installed on first use), each request counted and timed by its route's pattern and
+/// run in its trace (the caller's `traceparent`, or a new one).
 pub fn router(state: AppState) -> Router {
     let media = ServeDir::new(state.uploads.storage.public_dir());
     let admin = admin::routes(&state);
@@ -67,12 +68,12 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::not_found("no such route") })
         .layer(middleware::from_fn(observability::track_requests))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(trace::continue_trace))
         .with_state(state)
 }
 
 /// Serves on `listener` until `shutdown` resolves, then finishes the requests in flight for
-/// at most `shutdown_timeout`. Past it, `serve` returns without them: a client holding a
-/// request open cannot hold the process, which ends their connections as it exits.
+/// at most `shutdown_timeout` (`SHUTDOWN_TIMEOUT`); past it, returns without them.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -80,29 +81,5 @@ pub async fn serve(
     shutdown_timeout: Duration,
 ) -> std::io::Result<()> {
     tracing::info!(address = ?listener.local_addr().ok(), "listening");
-    let (signalled, on_signal) = oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = signalled.send(());
-    };
-    let server = axum::serve(listener, router(state))
-        .with_graceful_shutdown(signal)
-        .into_future();
-    let grace_over = async {
-        match on_signal.await {
-            Ok(()) => tokio::time::sleep(shutdown_timeout).await,
-            // The server ended without a signal; its own result is on its way.
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        served = server => served,
-        () = grace_over => {
-            tracing::warn!(
-                ?shutdown_timeout,
-                "requests still in flight after SHUTDOWN_TIMEOUT; no longer waiting for them"
-            );
-            Ok(())
-        }
-    }
+    observability::serve_with_grace(listener, router(state), shutdown, shutdown_timeout).await
 }

@@ -9,4 +9,4 @@ mod server;
 
 pub use http::track_requests;
 pub use recorder::{CONTENT_TYPE, install, metrics_route};
-pub use server::serve;
+pub use server::{serve, serve_with_grace};
