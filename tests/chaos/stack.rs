@@ -54,8 +54,7 @@ pub struct Stack {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+    support::free_port().context("finding a free port")
 }
 
 impl Stack {

@@ -57,8 +57,7 @@ async fn main() -> ExitCode {
 }
 
 fn free_port() -> Result<u16, String> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
-    Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
+    support::free_port().map_err(|e| format!("finding a free port: {e}"))
 }
 
 async fn timed<T>(

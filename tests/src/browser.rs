@@ -43,10 +43,7 @@ impl Browser {
             );
             return Ok(None);
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map_err(|e| format!("finding a free port: {e}"))?
-            .port();
+        let port = crate::free_port().map_err(|e| format!("finding a free port: {e}"))?;
         let driver = tokio::process::Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

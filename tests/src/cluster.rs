@@ -267,10 +267,7 @@ async fn start_node(
 
 /// A host port nothing listens on now (the kernel's pick; the node takes it a moment later).
 fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .map_err(|e| format!("finding a free port: {e}"))
+    crate::free_port().map_err(|e| format!("finding a free port: {e}"))
 }
 
 #[cfg(test)]

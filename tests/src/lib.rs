@@ -17,3 +17,11 @@ pub use cluster::Cluster;
 pub use management::{Management, QueueStats};
 pub use postgres::{AppDatabase, Postgres, test_roles, unique_prefix};
 pub use wait::wait_until;
+
+/// A local port nothing listens on now (the kernel's pick; whoever needs it binds it a
+/// moment later).
+pub fn free_port() -> std::io::Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+}

@@ -79,8 +79,5 @@ pub fn peak_rss_mib(pid: u32) -> f64 {
 
 /// A free local port.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    support::free_port().expect("free port")
 }

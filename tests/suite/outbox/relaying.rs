@@ -112,11 +112,7 @@ async fn a_producer_killed_while_it_relays_loses_no_job_and_repeats_at_most_a_ba
     .await
     .unwrap();
     let dir = std::env::temp_dir().join(format!("outbox-kill-{}", uuid::Uuid::new_v4().simple()));
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port().unwrap();
     let mut producer = Command::new(env!("CARGO_BIN_EXE_photo-producer"))
         .arg("serve")
         .env("AMQP_URL", &vhost.amqp_url)

@@ -4,21 +4,16 @@
 use std::io::Write as _;
 
 use photos::ImageState;
-use support::Broker;
+use support::{Broker, free_port};
 use tokio::io::AsyncWriteExt;
 
 use crate::app::{Options, spawn_app, spawn_app_on};
 use crate::photos::fixtures::{jpeg, photo};
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 #[tokio::test]
 async fn a_hundred_uploads_taken_while_the_broker_is_stopped_are_each_processed_once_it_is_back() {
     // A broker of its own: stopping it must not touch the other tests'.
-    let broker = Broker::dedicated_on_ports(free_port(), free_port())
+    let broker = Broker::dedicated_on_ports(free_port().unwrap(), free_port().unwrap())
         .await
         .unwrap();
     let app = spawn_app_on(&broker, "outbox-stopped", Options::default()).await;

@@ -29,11 +29,7 @@ impl ProducerProcess {
         let vhost = Broker::shared().vhost(label).await.unwrap();
         let database = Postgres::shared().app_database(label).await.unwrap();
         let dir = std::env::temp_dir().join(format!("{label}-{}", uuid::Uuid::new_v4().simple()));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = support::free_port().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_photo-producer"))
             .arg("serve")
             .env("AMQP_URL", &vhost.amqp_url)

@@ -9,7 +9,7 @@ use std::time::Duration;
 use dbkit::{DatabaseSettings, set_up_database};
 use photos::PhotoSettings;
 use rabbitmq_jobs::{AmqpSettings, PublisherSettings};
-use support::{Broker, Postgres, test_roles, wait_until};
+use support::{Broker, Postgres, free_port, test_roles, wait_until};
 use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
@@ -18,11 +18,6 @@ use tokio::sync::oneshot;
 use super::fixtures::{jpeg, photo};
 use super::relay::{Mode, Relay, port_of};
 use crate::helpers::PATIENCE;
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
 
 /// A PostgreSQL server started now on host port `port`.
 async fn postgres_on(port: u16) -> ContainerAsync<GenericImage> {
@@ -94,7 +89,7 @@ fn no_broker() -> AmqpSettings {
 
 #[tokio::test]
 async fn a_worker_whose_database_is_not_up_yet_waits_for_it_and_then_starts() {
-    let port = free_port();
+    let port = free_port().unwrap();
     let dir = std::env::temp_dir().join(format!("late-db-{}", uuid::Uuid::new_v4().simple()));
     let admin_url = format!("postgres://postgres:postgres@127.0.0.1:{port}/postgres");
     let (settings, amqp) = (handler_settings(admin_url.clone(), &dir), no_broker());
@@ -133,7 +128,7 @@ async fn a_worker_waiting_for_its_database_stops_at_once_when_told_to() {
     let dir = std::env::temp_dir().join(format!("stop-wait-{}", uuid::Uuid::new_v4().simple()));
     let url = format!(
         "postgres://postgres:postgres@127.0.0.1:{}/none",
-        free_port()
+        free_port().unwrap()
     );
     let cli = worker::Cli {
         kinds: Vec::new(),
@@ -217,7 +212,7 @@ async fn the_producer_serves_with_rabbitmq_down_takes_uploads_and_relays_their_j
         .unwrap()
         .producer_url;
     let dir = std::env::temp_dir().join(format!("late-mq-{}", uuid::Uuid::new_v4().simple()));
-    let http_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let http_addr = SocketAddr::from(([127, 0, 0, 1], free_port().unwrap()));
     let amqp = AmqpSettings::from_url(&relay.url_through(&vhost.amqp_url)).unwrap();
     let cli = serve_cli(http_addr, amqp, database_url, &dir);
     let (stop, stopped) = oneshot::channel::<()>();

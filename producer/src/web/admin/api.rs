@@ -33,20 +33,14 @@ fn failed(error: DeadLetterError) -> ApiError {
 
 /// `GET /admin/api/overview`: every kind's queues, with rates.
 pub async fn overview(State(app): State<AppState>) -> Result<Json<Overview>, ApiError> {
-    let stats = app
-        .admin
-        .as_ref()
-        .and_then(|admin| admin.broker_stats.as_ref());
-    let stats = stats.ok_or_else(|| {
-        ApiError::not_found("queue depths and rates need RABBITMQ_MANAGEMENT_URL")
-    })?;
-    let kinds: Vec<String> = crate::catalog()
-        .map_err(|e| ApiError::internal("listing the kinds", e))?
-        .kinds()
-        .map(str::to_owned)
-        .collect();
+    let admin = app.admin.as_ref();
+    let (stats, kinds) = admin
+        .and_then(|admin| Some((admin.broker_stats.as_ref()?, admin.dead_letters.kinds())))
+        .ok_or_else(|| {
+            ApiError::not_found("queue depths and rates need RABBITMQ_MANAGEMENT_URL")
+        })?;
     let mut overview = stats
-        .overview(&kinds)
+        .overview(kinds)
         .await
         .map_err(|e| ApiError::unavailable("reading the queues from the management API", e))?;
     let retrying = retrying_by_kind(&app).await?;

@@ -9,7 +9,6 @@
 mod letter;
 mod scan;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -19,7 +18,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 
 pub use self::letter::DeadLetter;
-use self::scan::Scan;
+use self::scan::{Scan, summarize, take_matching};
 use crate::connection::AmqpSettings;
 use crate::headers::{
     DELIVERY_COUNT, JOB_ATTEMPTS, JOB_CRASHES, JOB_ERROR, JOB_FAILED_AT, JOB_NOT_BEFORE,
@@ -146,39 +145,35 @@ impl DeadLetters {
         }
     }
 
+    /// The kinds whose queues these are.
+    #[must_use]
+    pub fn kinds(&self) -> &[String] {
+        &self.kinds
+    }
+
     /// Per kind: how many dead letters, the oldest and the commonest reasons among the first
     /// `read` of each queue.
     #[tracing::instrument(skip(self))]
     pub async fn summary(&self, read: usize) -> Result<Vec<KindSummary>, DeadLetterError> {
         let connection = self.connect().await?;
         let mut summaries = Vec::new();
+        let mut result = Ok(());
         for kind in &self.kinds {
-            let mut scan = Scan::open(&connection, kind, OPERATION_TIMEOUT).await?;
-            let count = scan.left();
-            let mut reasons: HashMap<String, usize> = HashMap::new();
-            let mut oldest: Option<DateTime<Utc>> = None;
-            for _ in 0..read {
-                let Some(delivery) = scan.next().await? else {
-                    break;
-                };
-                let letter = DeadLetter::read(kind, &delivery);
-                let reason = letter.reason.unwrap_or_else(|| "(no reason given)".into());
-                *reasons.entry(reason).or_default() += 1;
-                oldest = oldest.into_iter().chain(letter.failed_at).min();
+            result = match Scan::open(&connection, kind, OPERATION_TIMEOUT).await {
+                // Every scan ends, on errors too: its unacked letters go back at once.
+                Ok(mut scan) => {
+                    let summary = summarize(&mut scan, kind, read).await;
+                    scan.end().await;
+                    summary.map(|summary| summaries.push(summary))
+                }
+                Err(error) => Err(error),
+            };
+            if result.is_err() {
+                break;
             }
-            scan.end().await;
-            let mut reasons: Vec<(String, usize)> = reasons.into_iter().collect();
-            reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-            reasons.truncate(TOP_REASONS);
-            summaries.push(KindSummary {
-                kind: kind.clone(),
-                count,
-                oldest,
-                reasons,
-            });
         }
         close(connection).await;
-        Ok(summaries)
+        result.map(|()| summaries)
     }
 
     /// Up to `limit` dead letters the filter takes, oldest first per kind.
@@ -188,22 +183,25 @@ impl DeadLetters {
         filter: &Filter,
         limit: usize,
     ) -> Result<Vec<DeadLetter>, DeadLetterError> {
+        let kinds = self.kinds_of(filter)?;
         let connection = self.connect().await?;
         let mut letters = Vec::new();
-        for kind in self.kinds_of(filter)? {
-            let mut scan = Scan::open(&connection, &kind, OPERATION_TIMEOUT).await?;
-            while letters.len() < limit {
-                let Some(delivery) = scan.next().await? else {
-                    break;
-                };
-                if filter.matches(&delivery) {
-                    letters.push(DeadLetter::read(&kind, &delivery));
+        let mut result = Ok(());
+        for kind in kinds {
+            result = match Scan::open(&connection, &kind, OPERATION_TIMEOUT).await {
+                Ok(mut scan) => {
+                    let taken = take_matching(&mut scan, &kind, filter, limit, &mut letters).await;
+                    scan.end().await;
+                    taken
                 }
+                Err(error) => Err(error),
+            };
+            if result.is_err() {
+                break;
             }
-            scan.end().await;
         }
         close(connection).await;
-        Ok(letters)
+        result.map(|()| letters)
     }
 
     /// The dead letter of job `id`, in whichever kind's queue it is.

@@ -2,14 +2,16 @@
 //! back to the queue when the walk ends (or its process dies), and only the messages there at
 //! the start are visited (a replayed job that fails again is not replayed twice in one go).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueuePurgeOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 
-use super::DeadLetterError;
+use super::{DeadLetter, DeadLetterError, Filter, KindSummary, TOP_REASONS};
 use crate::topology::dead_letter_queue;
 
 /// An open walk over one kind's dead-letter queue.
@@ -108,4 +110,52 @@ pub(super) async fn bounded<T>(
             timeout,
         }),
     }
+}
+
+/// One kind's summary from its scan: count, oldest failure, top reasons among `read`.
+pub(super) async fn summarize(
+    scan: &mut Scan,
+    kind: &str,
+    read: usize,
+) -> Result<KindSummary, DeadLetterError> {
+    let count = scan.left();
+    let mut reasons: HashMap<String, usize> = HashMap::new();
+    let mut oldest: Option<DateTime<Utc>> = None;
+    for _ in 0..read {
+        let Some(delivery) = scan.next().await? else {
+            break;
+        };
+        let letter = DeadLetter::read(kind, &delivery);
+        let reason = letter.reason.unwrap_or_else(|| "(no reason given)".into());
+        *reasons.entry(reason).or_default() += 1;
+        oldest = oldest.into_iter().chain(letter.failed_at).min();
+    }
+    let mut reasons: Vec<(String, usize)> = reasons.into_iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    reasons.truncate(TOP_REASONS);
+    Ok(KindSummary {
+        kind: kind.to_owned(),
+        count,
+        oldest,
+        reasons,
+    })
+}
+
+/// Adds the letters of the scan the filter takes to `letters`, until it holds `limit`.
+pub(super) async fn take_matching(
+    scan: &mut Scan,
+    kind: &str,
+    filter: &Filter,
+    limit: usize,
+    letters: &mut Vec<DeadLetter>,
+) -> Result<(), DeadLetterError> {
+    while letters.len() < limit {
+        let Some(delivery) = scan.next().await? else {
+            break;
+        };
+        if filter.matches(&delivery) {
+            letters.push(DeadLetter::read(kind, &delivery));
+        }
+    }
+    Ok(())
 }
