@@ -32,6 +32,10 @@ pub struct ClusterApp {
     /// The publisher's connection name prefix, to find its node.
     pub publisher_name: String,
     pub recorder: Recorder,
+    /// When this test had the cluster slot, and how long its cluster took to start: the
+    /// cluster tests run one at a time, so their times add up in CI's.
+    started: Instant,
+    startup: Duration,
     _worker: RunningWorker,
     _slot: tokio::sync::MutexGuard<'static, ()>,
 }
@@ -40,7 +44,9 @@ impl ClusterApp {
     pub async fn start(label: &str) -> ClusterApp {
         support::logs::capture();
         let slot = ONE_CLUSTER.lock().await;
+        let started = Instant::now();
         let cluster = Cluster::start(label).await.expect("starting the cluster");
+        let startup = started.elapsed();
         let amqp = AmqpSettings::from_url(&cluster.amqp_urls("/")).unwrap();
         let publisher_name = format!("{label}-app");
         let topology = Topology::new([Echo::KIND]).unwrap();
@@ -60,6 +66,8 @@ impl ClusterApp {
             publisher,
             publisher_name,
             recorder,
+            started,
+            startup,
             _worker: RunningWorker::start(worker),
             _slot: slot,
         }
@@ -98,6 +106,8 @@ impl ClusterApp {
             jobs: confirmed.len(),
             handled_twice: self.recorder.calls().len().saturating_sub(confirmed.len()),
             longest_pause: flow.longest_pause(),
+            took: self.started.elapsed(),
+            startup: self.startup,
         };
         report.record();
         report
@@ -129,6 +139,9 @@ pub struct FaultReport {
     pub jobs: usize,
     pub handled_twice: usize,
     pub longest_pause: Duration,
+    /// The test's time with the cluster, and the part of it the cluster took to start.
+    pub took: Duration,
+    pub startup: Duration,
 }
 
 impl FaultReport {
@@ -137,12 +150,15 @@ impl FaultReport {
     fn record(&self) {
         let line = format!(
             "{image}: {fault}: {jobs} jobs confirmed and handled, none lost; publishing paused \
-             {pause:.1} s at most; {twice} handled twice\n",
+             {pause:.1} s at most; {twice} handled twice (test {took:.0} s, of which cluster \
+             start {startup:.0} s)\n",
             image = std::env::var("RABBITMQ_IMAGE").unwrap_or_default(),
             fault = self.fault,
             jobs = self.jobs,
             pause = self.longest_pause.as_secs_f64(),
             twice = self.handled_twice,
+            took = self.took.as_secs_f64(),
+            startup = self.startup.as_secs_f64(),
         );
         eprint!("{line}");
         let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("cluster-failover.txt");
