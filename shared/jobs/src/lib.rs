@@ -58,7 +58,7 @@ pub use topology::{
     QUARANTINE_EXCHANGE, Topology, TopologyDescription, TopologyError, TopologyMode,
     dead_letter_queue, quarantine_queue, work_queue,
 };
-pub use trace::{TRACEPARENT, TraceContext};
+pub use trace::{TRACEPARENT, TraceContext, TraceId};
 
 /// Re-exported so users name the same lapin types the library uses.
 pub use lapin;

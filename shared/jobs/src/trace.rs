@@ -77,10 +77,10 @@ impl TraceContext {
         (context.trace_id != 0 && context.span_id != 0).then_some(context)
     }
 
-    /// The trace id, 32 lowercase hex digits, as log lines show it.
+    /// The trace id, shown (in log lines) as 32 lowercase hex digits.
     #[must_use]
-    pub fn trace_id(&self) -> String {
-        format!("{:032x}", self.trace_id)
+    pub fn trace_id(&self) -> TraceId {
+        TraceId(self.trace_id)
     }
 
     /// The span id, 16 lowercase hex digits.
@@ -131,6 +131,30 @@ impl TraceContext {
             TRACEPARENT.into(),
             AMQPValue::LongString(self.to_string().into()),
         );
+    }
+}
+
+/// A trace's id. A span field of its own on every request and job run, so it is written
+/// straight into the line, not formatted into a string first.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TraceId(u128);
+
+impl fmt::Display for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
+impl fmt::Debug for TraceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceId({self})")
+    }
+}
+
+/// Compared with its hex form, as a log line or a `traceparent` shows it.
+impl PartialEq<&str> for TraceId {
+    fn eq(&self, other: &&str) -> bool {
+        is_hex(other, 32) && u128::from_str_radix(other, 16) == Ok(self.0)
     }
 }
 

@@ -18,7 +18,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use serde::{Deserialize, Serialize};
 
 pub use self::letter::DeadLetter;
-use self::scan::{Scan, summarize, take_matching};
+use self::scan::{Scan, summarize, take_matching, walk};
 use crate::connection::AmqpSettings;
 use crate::headers::{
     DELIVERY_COUNT, JOB_ATTEMPTS, JOB_CRASHES, JOB_ERROR, JOB_FAILED_AT, JOB_NOT_BEFORE,
@@ -155,25 +155,17 @@ impl DeadLetters {
     /// `read` of each queue.
     #[tracing::instrument(skip(self))]
     pub async fn summary(&self, read: usize) -> Result<Vec<KindSummary>, DeadLetterError> {
-        let connection = self.connect().await?;
-        let mut summaries = Vec::new();
-        let mut result = Ok(());
-        for kind in &self.kinds {
-            result = match Scan::open(&connection, kind, OPERATION_TIMEOUT).await {
-                // Every scan ends, on errors too: its unacked letters go back at once.
-                Ok(mut scan) => {
-                    let summary = summarize(&mut scan, kind, read).await;
-                    scan.end().await;
-                    summary.map(|summary| summaries.push(summary))
-                }
-                Err(error) => Err(error),
-            };
-            if result.is_err() {
-                break;
+        self.connected(async |connection| {
+            let mut summaries = Vec::new();
+            for kind in &self.kinds {
+                let summary = walk(connection, kind, async |scan| {
+                    summarize(scan, kind, read).await
+                });
+                summaries.push(summary.await?);
             }
-        }
-        close(connection).await;
-        result.map(|()| summaries)
+            Ok(summaries)
+        })
+        .await
     }
 
     /// Up to `limit` dead letters the filter takes, oldest first per kind.
@@ -184,24 +176,17 @@ impl DeadLetters {
         limit: usize,
     ) -> Result<Vec<DeadLetter>, DeadLetterError> {
         let kinds = self.kinds_of(filter)?;
-        let connection = self.connect().await?;
-        let mut letters = Vec::new();
-        let mut result = Ok(());
-        for kind in kinds {
-            result = match Scan::open(&connection, &kind, OPERATION_TIMEOUT).await {
-                Ok(mut scan) => {
-                    let taken = take_matching(&mut scan, &kind, filter, limit, &mut letters).await;
-                    scan.end().await;
-                    taken
-                }
-                Err(error) => Err(error),
-            };
-            if result.is_err() {
-                break;
+        self.connected(async |connection| {
+            let mut letters = Vec::new();
+            for kind in &kinds {
+                walk(connection, kind, async |scan| {
+                    take_matching(scan, kind, filter, limit, &mut letters).await
+                })
+                .await?;
             }
-        }
-        close(connection).await;
-        result.map(|()| letters)
+            Ok(letters)
+        })
+        .await
     }
 
     /// The dead letter of job `id`, in whichever kind's queue it is.
@@ -217,15 +202,19 @@ impl DeadLetters {
     /// before its dead letter is removed.
     #[tracing::instrument(skip(self))]
     pub async fn replay(&self, filter: &Filter) -> Result<Replayed, DeadLetterError> {
-        let connection = self.connect().await?;
-        let mut done = Replayed::default();
-        for kind in self.kinds_of(filter)? {
-            let mut scan = Scan::open(&connection, &kind, OPERATION_TIMEOUT).await?;
-            let result = self.replay_from(&mut scan, &kind, filter, &mut done).await;
-            scan.end().await;
-            result?;
-        }
-        close(connection).await;
+        let kinds = self.kinds_of(filter)?;
+        let done = self
+            .connected(async |connection| {
+                let mut done = Replayed::default();
+                for kind in &kinds {
+                    walk(connection, kind, async |scan| {
+                        self.replay_from(scan, kind, filter, &mut done).await
+                    })
+                    .await?;
+                }
+                Ok(done)
+            })
+            .await?;
         tracing::info!(done.replayed, done.skipped, "dead letters replayed");
         Ok(done)
     }
@@ -265,25 +254,29 @@ impl DeadLetters {
     /// nothing) empties whole queues at once.
     #[tracing::instrument(skip(self))]
     pub async fn purge(&self, filter: &Filter) -> Result<u64, DeadLetterError> {
-        let connection = self.connect().await?;
-        let mut purged = 0_u64;
+        let kinds = self.kinds_of(filter)?;
         // Beyond the kind, no condition: whole queues go at once.
         let whole_queues = Filter {
             kind: None,
             ..filter.clone()
         }
         .is_empty();
-        for kind in self.kinds_of(filter)? {
-            let mut scan = Scan::open(&connection, &kind, OPERATION_TIMEOUT).await?;
-            if whole_queues {
-                purged += u64::from(scan.purge().await?);
-                continue;
-            }
-            let result = purge_matching(&mut scan, filter).await;
-            scan.end().await;
-            purged += result?;
-        }
-        close(connection).await;
+        let purged = self
+            .connected(async |connection| {
+                let mut purged = 0_u64;
+                for kind in &kinds {
+                    purged += walk(connection, kind, async |scan| {
+                        if whole_queues {
+                            Ok(u64::from(scan.purge().await?))
+                        } else {
+                            purge_matching(scan, filter).await
+                        }
+                    })
+                    .await?;
+                }
+                Ok(purged)
+            })
+            .await?;
         tracing::warn!(purged, "dead letters purged");
         Ok(purged)
     }
@@ -294,6 +287,17 @@ impl DeadLetters {
             Some(kind) if self.kinds.contains(kind) => Ok(vec![kind.clone()]),
             Some(kind) => Err(DeadLetterError::UnknownKind(kind.clone())),
         }
+    }
+
+    /// Runs `work` on a connection of its own, closed afterwards whatever `work` returned.
+    async fn connected<T>(
+        &self,
+        work: impl AsyncFnOnce(&Connection) -> Result<T, DeadLetterError>,
+    ) -> Result<T, DeadLetterError> {
+        let connection = self.connect().await?;
+        let result = work(&connection).await;
+        close(connection).await;
+        result
     }
 
     async fn connect(&self) -> Result<Connection, DeadLetterError> {

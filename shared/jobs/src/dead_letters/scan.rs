@@ -5,45 +5,59 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueuePurgeOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 
-use super::{DeadLetter, DeadLetterError, Filter, KindSummary, TOP_REASONS};
+use super::{DeadLetter, DeadLetterError, Filter, KindSummary, OPERATION_TIMEOUT, TOP_REASONS};
 use crate::topology::dead_letter_queue;
+
+/// How long ending a walk waits for the broker to put back what it did not ack: quorum queues
+/// take them back asynchronously, after the channel is gone, and whoever reads the queue next
+/// (the dashboard's next poll, an operator's next command) must see them there.
+const RETURN_WAIT: Duration = Duration::from_secs(5);
+
+/// Runs `work` over a walk of `kind`'s dead-letter queue and always ends the walk, on errors
+/// too, so that what it did not ack is back in the queue when this returns.
+pub(super) async fn walk<T>(
+    connection: &Connection,
+    kind: &str,
+    work: impl AsyncFnOnce(&mut Scan) -> Result<T, DeadLetterError>,
+) -> Result<T, DeadLetterError> {
+    let mut scan = Scan::open(connection, kind).await?;
+    let result = work(&mut scan).await;
+    scan.end(connection).await;
+    result
+}
 
 /// An open walk over one kind's dead-letter queue.
 pub(super) struct Scan {
     channel: Channel,
     queue: String,
+    /// Messages in the queue when the walk began.
+    start: u32,
     left: u32,
-    timeout: Duration,
+    taken: u32,
+    acked: u32,
 }
 
 impl Scan {
     /// Opens a channel on `kind`'s dead-letter queue and counts what it holds now.
-    pub(super) async fn open(
-        connection: &Connection,
-        kind: &str,
-        timeout: Duration,
-    ) -> Result<Self, DeadLetterError> {
+    async fn open(connection: &Connection, kind: &str) -> Result<Self, DeadLetterError> {
         let queue = dead_letter_queue(kind);
-        let channel = bounded(timeout, "opening a channel", connection.create_channel()).await?;
-        let passive = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
-        let declared = channel.queue_declare(queue.as_str().into(), passive, FieldTable::default());
-        let left = bounded(timeout, &format!("reading {queue}"), declared)
-            .await?
-            .message_count();
+        let channel = bounded("opening a channel", connection.create_channel()).await?;
+        let start = ready_in(&channel, &queue).await?;
         Ok(Self {
             channel,
             queue,
-            left,
-            timeout,
+            start,
+            left: start,
+            taken: 0,
+            acked: 0,
         })
     }
 
@@ -53,13 +67,13 @@ impl Scan {
     }
 
     /// Empties the queue at once; how many messages it dropped.
-    pub(super) async fn purge(self) -> Result<u32, DeadLetterError> {
+    pub(super) async fn purge(&mut self) -> Result<u32, DeadLetterError> {
         let purge = self
             .channel
             .queue_purge(self.queue.as_str().into(), QueuePurgeOptions::default());
-        let purged = bounded(self.timeout, &format!("purging {}", self.queue), purge).await;
-        self.end().await;
-        purged
+        let purged = bounded(&format!("purging {}", self.queue), purge).await?;
+        self.left = 0;
+        Ok(purged)
     }
 
     /// The next message, unacked; `None` once every message there at the start was seen.
@@ -71,34 +85,88 @@ impl Scan {
         let get = self
             .channel
             .basic_get(self.queue.as_str().into(), BasicGetOptions::default());
-        let got = bounded(self.timeout, &format!("taking from {}", self.queue), get).await?;
+        let got = bounded(&format!("taking from {}", self.queue), get).await?;
+        self.taken += u32::from(got.is_some());
         Ok(got.map(|message| message.delivery))
     }
 
     /// Removes `delivery` from the queue for good.
-    pub(super) async fn ack(&self, delivery: &Delivery) -> Result<(), DeadLetterError> {
+    pub(super) async fn ack(&mut self, delivery: &Delivery) -> Result<(), DeadLetterError> {
         let ack = delivery.acker.ack(BasicAckOptions::default());
-        bounded(self.timeout, &format!("acking on {}", self.queue), ack)
-            .await
-            .map(drop)
+        bounded(&format!("acking on {}", self.queue), ack).await?;
+        self.acked += 1;
+        Ok(())
     }
 
-    /// Ends the walk: closing the channel returns every unacked message to the queue.
-    pub(super) async fn end(self) {
-        let close = self.channel.close(200, "dead letters read".into());
-        if let Err(error) = bounded(self.timeout, "closing the channel", close).await {
-            // The broker returns unacked messages whenever the channel goes, closed or lost.
-            tracing::debug!(%error, "closing the dead-letter channel");
+    /// Ends the walk: closing the channel returns every unacked message to the queue; waits
+    /// (a while) until they are back.
+    async fn end(self, connection: &Connection) {
+        close(&self.channel).await;
+        if self.taken > self.acked {
+            // Dead letters arriving meanwhile may end the wait early; other walks taking
+            // some may make it last its whole time. Either way the wait is bounded.
+            let expected = self.start.saturating_sub(self.acked);
+            if let Err(error) = wait_for_count(connection, &self.queue, expected).await {
+                tracing::debug!(%error, queue = self.queue, "waiting for unacked dead letters to return");
+            }
         }
     }
 }
 
-/// `operation` within `timeout`, its failure named.
+/// Waits until `queue` holds at least `expected` ready messages, for up to [`RETURN_WAIT`].
+async fn wait_for_count(
+    connection: &Connection,
+    queue: &str,
+    expected: u32,
+) -> Result<(), DeadLetterError> {
+    let deadline = Instant::now() + RETURN_WAIT;
+    let channel = bounded("opening a channel", connection.create_channel()).await?;
+    let mut pause = Duration::from_millis(10);
+    let result = loop {
+        match ready_in(&channel, queue).await {
+            Ok(count) if count >= expected => break Ok(()),
+            Ok(_) if Instant::now() + pause < deadline => {}
+            Ok(count) => {
+                break Err(DeadLetterError::Timeout {
+                    what: format!("{queue} holds {count} of {expected}"),
+                    timeout: RETURN_WAIT,
+                });
+            }
+            Err(error) => break Err(error),
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    };
+    close(&channel).await;
+    result
+}
+
+/// How many ready messages `queue` holds (a passive declare).
+async fn ready_in(channel: &Channel, queue: &str) -> Result<u32, DeadLetterError> {
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let declared = channel.queue_declare(queue.into(), passive, FieldTable::default());
+    Ok(bounded(&format!("reading {queue}"), declared)
+        .await?
+        .message_count())
+}
+
+async fn close(channel: &Channel) {
+    let close = channel.close(200, "dead letters read".into());
+    if let Err(error) = bounded("closing the channel", close).await {
+        // The broker returns unacked messages whenever the channel goes, closed or lost.
+        tracing::debug!(%error, "closing the dead-letter channel");
+    }
+}
+
+/// `operation` within [`OPERATION_TIMEOUT`], its failure named.
 pub(super) async fn bounded<T>(
-    timeout: Duration,
     what: &str,
     operation: impl Future<Output = Result<T, lapin::Error>>,
 ) -> Result<T, DeadLetterError> {
+    let timeout = OPERATION_TIMEOUT;
     match tokio::time::timeout(timeout, operation).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(source)) => Err(DeadLetterError::Broker {
