@@ -53,6 +53,20 @@ impl ClusterApp {
         let publisher = Publisher::connect(&amqp, fast_publishing(), topology, &publisher_name)
             .await
             .expect("connecting to the cluster");
+        // RabbitMQ 3.10 may name a queue's leader differently on each node for a while after
+        // declaring it; a fault aimed at "the leader" waits until all three agree.
+        let queue = rabbitmq_jobs::work_queue(Echo::KIND);
+        support::wait_until(DRAIN, "every node naming one leader", || async {
+            let mut leaders = Vec::new();
+            for asked in 0..support::cluster::NODES {
+                leaders.push(cluster.leader_of(&queue, asked).await);
+            }
+            leaders
+                .iter()
+                .all(|leader| leader.is_ok() && *leader == leaders[0])
+        })
+        .await
+        .unwrap();
         let recorder = Recorder::default();
         let settings = WorkerSettings {
             name: format!("{label}-worker"),
