@@ -5,15 +5,15 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use chrono::{DateTime, Utc};
 use lapin::message::Delivery;
 use lapin::options::{BasicAckOptions, BasicGetOptions, QueueDeclareOptions, QueuePurgeOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
+use tokio::time::Instant;
 
 use super::{DeadLetter, DeadLetterError, Filter, KindSummary, OPERATION_TIMEOUT, TOP_REASONS};
+use crate::backoff::Backoff;
 use crate::topology::dead_letter_queue;
 
 /// How long ending a walk waits for the broker to put back what it did not ack: quorum queues
@@ -121,8 +121,9 @@ async fn wait_for_count(
 ) -> Result<(), DeadLetterError> {
     let deadline = Instant::now() + RETURN_WAIT;
     let channel = bounded("opening a channel", connection.create_channel()).await?;
-    let mut pause = Duration::from_millis(10);
+    let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(200));
     let result = loop {
+        let pause = backoff.next_delay();
         match ready_in(&channel, queue).await {
             Ok(count) if count >= expected => break Ok(()),
             Ok(_) if Instant::now() + pause < deadline => {}
@@ -135,7 +136,6 @@ async fn wait_for_count(
             Err(error) => break Err(error),
         }
         tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(200));
     };
     close(&channel).await;
     result
